@@ -1,0 +1,46 @@
+# rrun — see README.md
+PREFIX ?= /usr/local
+TARGET ?= x86_64-unknown-linux-gnu
+RELEASE_BIN := target/$(TARGET)/release/rrun
+BUNDLE := bundles/busybox
+export RUSTFLAGS ?= -C target-feature=+crt-static
+
+.PHONY: all build bundles demo test test-unit test-integration lint install bench clean
+
+all: build
+
+build: $(RELEASE_BIN)
+
+$(RELEASE_BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs' 2>/dev/null)
+	cargo build --release --target $(TARGET)
+
+bundles: $(BUNDLE)/rootfs/bin/busybox
+
+$(BUNDLE)/rootfs/bin/busybox: scripts/mkrootfs.sh
+	./scripts/mkrootfs.sh $(BUNDLE)/rootfs
+
+demo: build bundles
+	$(RELEASE_BIN) run -b $(BUNDLE) rrun-demo-$$$$
+
+test: test-unit test-integration
+
+test-unit:
+	cargo test --release --target $(TARGET) --bins
+
+# Integration tests need root and real containers. RUNTIME=/usr/sbin/runc runs them against runc.
+test-integration: build bundles
+	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) cargo test --release --target $(TARGET) --test integration -- --test-threads=2
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+install: build
+	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/rrun
+
+bench: build bundles
+	bash bench/run.sh
+
+clean:
+	cargo clean
+	rm -rf $(BUNDLE)/rootfs
