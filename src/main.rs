@@ -1,3 +1,52 @@
+//! rrun: an OCI container runtime, a drop-in replacement for runc.
+
+mod caps;
+mod cgroups;
+mod cli;
+mod commands;
+mod error;
+mod logging;
+mod namespaces;
+mod process;
+mod rootfs;
+mod spec;
+mod state;
+mod sys;
+mod sysctl;
+mod util;
+
+use clap::Parser;
+
+/// fds 0-2 must be open, or a file we open could land on them and reach the container as stdio.
+fn fd_hygiene() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD on a small integer only queries the fd table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: opening /dev/null; the kernel gives the lowest free fd, which is `fd`.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+}
+
 fn main() {
-    println!("Hello, world!");
+    fd_hygiene();
+    let cli = cli::Cli::parse();
+    if cli.version {
+        println!(
+            "rrun version {}\ncommit: {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            env!("RRUN_COMMIT"),
+            spec::OCI_VERSION
+        );
+        return;
+    }
+    logging::init(cli.log.clone(), cli.log_format, cli.debug);
+    let code = match commands::dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            logging::error(&format!("{e:#}"));
+            1
+        }
+    };
+    std::process::exit(code);
 }

@@ -1,0 +1,512 @@
+#!/usr/bin/env bash
+# rrun benchmark harness: rrun vs runc vs crun, side by side, same bundle.
+#
+#   make bench                      (builds rrun + bundle first)
+#   bash bench/run.sh               (benchmarks whatever runtimes work)
+#
+# Environment knobs (all optional):
+#   RRUN=path  RUNC=path  CRUN=path   runtime binaries (default: release build,
+#                                     /usr/sbin/runc, /usr/bin/crun)
+#   RUNTIMES="rrun runc crun"         which runtimes, in table order
+#   BASELINE=crun                     runtime the ratios are computed against
+#   SCENARIOS="run lifecycle ..."     subset of: run lifecycle create start state
+#                                     kill delete exec par many rss size
+#   RUNS=40 WARMUP=3                  hyperfine runs for the single-op scenarios
+#   PAR_N=50 PAR_RUNS=10              parallel batch size / runs
+#   MANY_N=1000 MANY_RUNS=20          containers for list/state, runs
+#   MANY_P=4                          concurrency used to create/delete them
+#   RSS_SAMPLES=5                     /usr/bin/time samples per op
+#   BENCH_QUICK=1                     tiny run to check the harness; writes the
+#                                     report to bench/out/ instead of bench/
+#   RESULTS=bench/results.md CHART=bench/latency.png
+#
+# How it runs: as root, inside bench/subreaper.py (a PR_SET_CHILD_SUBREAPER
+# wrapper that reaps the inits of detached containers at once), inside a
+# private mount namespace (unshare -m --propagation private) in which a hybrid
+# host's /sys/fs/cgroup/unified is covered by an empty tmpfs, so that crun
+# 1.8.1 (which refuses hybrid hosts) works and all runtimes see plain cgroup
+# v1. The host's mounts are never touched. Each runtime gets a private --root
+# under a temp dir and cgroupsPath /rrun-bench/<runtime>-<n>; everything is
+# deleted / rmdir'ed / removed on exit (trap), including on Ctrl-C.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+CG_PREFIX=rrun-bench
+
+say() { printf '== %s\n' "$*" >&2; }
+warn() { printf '!! %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+###########################################################################
+# Outer: preflight, dependencies, then re-exec under subreaper + unshare.
+###########################################################################
+if [ "${RRUN_BENCH_INNER:-}" != 1 ]; then
+  [ "$(id -u)" = 0 ] || die "must run as root (containers, cgroups, mount namespace)"
+
+  missing=()
+  need() { # need CMD PACKAGE
+    command -v "$1" >/dev/null 2>&1 || [ -x "$1" ] || missing+=("$2")
+  }
+  need hyperfine hyperfine
+  need jq jq
+  need python3 python3
+  need gnuplot gnuplot-nox
+  need /usr/bin/time time
+  need unshare util-linux
+  need xargs findutils
+  need ldd libc-bin
+  [ -n "${RUNC:-}" ] || need runc runc
+  [ -n "${CRUN:-}" ] || need crun crun
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing missing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || warn "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+      warn "apt-get install ${missing[*]} failed; continuing with what is there"
+  fi
+  for c in hyperfine jq python3 unshare; do
+    command -v "$c" >/dev/null 2>&1 || die "$c is required"
+  done
+
+  export RRUN_BENCH_INNER=1 RRUN_BENCH_T0=${EPOCHREALTIME}
+  exec python3 "$HERE/subreaper.py" \
+    unshare --mount --propagation private -- bash "$HERE/run.sh" "$@"
+fi
+
+###########################################################################
+# Inner: we are a (sub-reaped) process in a private mount namespace.
+###########################################################################
+T0=${RRUN_BENCH_T0:-$EPOCHREALTIME}
+
+# --- configuration --------------------------------------------------------
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  : "${RUNS:=5}" "${WARMUP:=1}" "${PAR_N:=10}" "${PAR_RUNS:=2}" "${MANY_N:=100}"
+  : "${MANY_RUNS:=3}" "${RSS_SAMPLES:=2}"
+  : "${RESULTS:=$HERE/out/results.md}" "${CHART:=$HERE/out/latency.png}"
+fi
+RUNS=${RUNS:-40}
+WARMUP=${WARMUP:-3}
+PAR_N=${PAR_N:-50}
+PAR_RUNS=${PAR_RUNS:-10}
+MANY_N=${MANY_N:-1000}
+MANY_RUNS=${MANY_RUNS:-20}
+MANY_P=${MANY_P:-4}
+RSS_SAMPLES=${RSS_SAMPLES:-5}
+RESULTS=${RESULTS:-$HERE/results.md}
+CHART=${CHART:-$HERE/latency.png}
+RUNTIMES=${RUNTIMES:-rrun runc crun}
+BASELINE=${BASELINE:-crun}
+SCENARIOS=${SCENARIOS:-run lifecycle create start state kill delete exec par many rss size}
+LIFECYCLE_RUNS=${LIFECYCLE_RUNS:-$RUNS}
+
+declare -A BINPATH=(
+  [rrun]=${RRUN:-$REPO/target/x86_64-unknown-linux-gnu/release/rrun}
+  [runc]=${RUNC:-$(command -v runc || echo /usr/sbin/runc)}
+  [crun]=${CRUN:-$(command -v crun || echo /usr/bin/crun)}
+)
+for r in $RUNTIMES; do
+  [ -n "${BINPATH[$r]:-}" ] || die "unknown runtime '$r' (known: ${!BINPATH[*]}); set RUNTIMES"
+done
+
+ROOTFS=$REPO/bundles/busybox/rootfs
+CONFIG=$REPO/bundles/busybox/config.json
+[ -f "$CONFIG" ] || die "missing $CONFIG"
+[ -x "$ROOTFS/bin/busybox" ] || die "missing $ROOTFS (run 'make bundles')"
+
+OUT=$HERE/out
+mkdir -p "$OUT"
+rm -rf "$OUT/raw" "$OUT"/*.json "$OUT"/*.tsv "$OUT"/*.log "$OUT"/latency.* 2>/dev/null || true
+mkdir -p "$OUT/raw"
+
+# --- mount namespace / cgroup setup --------------------------------------
+[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ] ||
+  die "not in a private mount namespace; refusing to mount anything"
+CGMODE=v1
+if [ "$(findmnt -n -o FSTYPE /sys/fs/cgroup 2>/dev/null)" = cgroup2 ]; then
+  CGMODE=v2
+elif [ "$(findmnt -n -o FSTYPE /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2 ]; then
+  prop=$(findmnt -n -o PROPAGATION /sys/fs/cgroup/unified)
+  [ "$prop" = private ] || die "/sys/fs/cgroup/unified propagation is '$prop', not private"
+  mount -t tmpfs -o size=1m,mode=0755 rrun-bench-hide-cgroup2 /sys/fs/cgroup/unified
+  CGMODE="v1 (hybrid host; cgroup2 at /sys/fs/cgroup/unified hidden by a tmpfs in the bench's private mount namespace)"
+fi
+for d in /sys/fs/cgroup/*/"$CG_PREFIX" /sys/fs/cgroup/"$CG_PREFIX"; do
+  [ -d "$d" ] && warn "$d exists before the run (left over?); it will be cleaned up at exit"
+done
+true
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rrun-bench.XXXXXX")
+export TMPDIR=$TMP BENCH_LOG=$TMP/runtime-stderr.log
+: >"$BENCH_LOG"
+HELPER=$HERE/helper.sh
+
+# --- cleanup ----------------------------------------------------------------
+cg_dirs() { # every cgroup dir under our prefix, deepest first
+  local d
+  for d in /sys/fs/cgroup/*/"$CG_PREFIX" /sys/fs/cgroup/"$CG_PREFIX"; do
+    # Only real cgroup filesystems: crun in v1 mode also mkdirs (and writes a
+    # "cgroup.procs" file) into the tmpfs hiding cgroup2; that tmpfs is ours
+    # and goes away with the namespace.
+    [ -d "$d" ] || continue
+    case $(stat -f -c %T "$d") in cgroupfs|cgroup2fs) ;; *) continue ;; esac
+    find "$d" -depth -type d
+  done
+  return 0
+}
+cg_pids() {
+  local d
+  cg_dirs | while read -r d; do cat "$d/cgroup.procs" 2>/dev/null; done | sort -un
+}
+container_ids() { # rt: ids known to the runtime's private root
+  local rt=$1 root=$TMP/state/$1
+  [ -d "$root" ] || return 0
+  {
+    "${BINPATH[$rt]}" --root "$root" list -q 2>/dev/null || true
+    find "$root" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null
+  } | sort -u
+}
+CLEANED=0
+cleanup() {
+  local rc=$? rt ids n pids i d left
+  [ "$CLEANED" = 1 ] && return
+  CLEANED=1
+  trap - EXIT INT TERM HUP
+  set +e
+  say "cleaning up"
+  for rt in "${!BINPATH[@]}"; do
+    ids=$(container_ids "$rt")
+    [ -n "$ids" ] || continue
+    n=$(wc -l <<<"$ids")
+    say "deleting $n leftover $rt container(s)"
+    printf '%s\n' "$ids" | xargs -r -P "$MANY_P" -I{} timeout 20 "${BINPATH[$rt]}" \
+      --root "$TMP/state/$rt" delete --force {} >/dev/null 2>&1
+  done
+  # Anything still alive in our cgroups was started by us: end it by pid.
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    pids=$(cg_pids)
+    [ -n "$pids" ] || break
+    [ "$i" = 1 ] && warn "killing leftover processes in /$CG_PREFIX: $(echo $pids)"
+    for p in $pids; do kill -KILL "$p" 2>/dev/null; done
+    sleep 0.2
+  done
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    left=0
+    while read -r d; do
+      [ -n "$d" ] || continue
+      rmdir "$d" 2>/dev/null || left=$((left + 1))
+    done < <(cg_dirs)
+    [ "$left" = 0 ] && break
+    sleep 0.3
+  done
+  [ "$left" = 0 ] || warn "could not remove $left cgroup dir(s) under /$CG_PREFIX: $(cg_dirs | head -5 | tr '\n' ' ')"
+  if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
+    [ -s "$BENCH_LOG" ] && cp "$BENCH_LOG" "$OUT/runtime-stderr.log"
+    rm -rf --one-file-system "$TMP" || warn "could not remove $TMP"
+  fi
+  if mountpoint -q /sys/fs/cgroup/unified 2>/dev/null &&
+     [ "$(findmnt -n -o SOURCE /sys/fs/cgroup/unified)" = rrun-bench-hide-cgroup2 ]; then
+    umount /sys/fs/cgroup/unified 2>/dev/null # our private namespace only
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'warn "interrupted"; exit 130' INT TERM HUP
+
+# --- bundles ------------------------------------------------------------------
+mktemplate() { # name args-json
+  jq --arg root "$ROOTFS" --argjson args "$2" '
+      .process.args = $args
+    | .process.terminal = false
+    | .root.path = $root
+    | .root.readonly = true
+    | .linux.cgroupsPath = "@CGROUP@"' "$CONFIG" >"$TMP/tpl-$1.json"
+}
+mkdir -p "$TMP/b" "$TMP/state"
+mktemplate true '["/bin/true"]'
+mktemplate sleep '["sleep","1000"]'
+TPL_true=$(<"$TMP/tpl-true.json")
+TPL_sleep=$(<"$TMP/tpl-sleep.json")
+mkbundle() { # kind(true|sleep) rt n -> prints dir
+  local tpl=TPL_$1 dir=$TMP/b/$2-$3
+  if [ ! -d "$dir" ]; then
+    mkdir "$dir"
+    printf '%s\n' "${!tpl//@CGROUP@//$CG_PREFIX/$2-$3}" >"$dir/config.json"
+  fi
+  printf '%s' "$dir"
+}
+mkbundles() { # kind rt prefix N: dirs $TMP/b/<rt>-<prefix>1..N
+  local i
+  for ((i = 1; i <= $4; i++)); do mkbundle "$1" "$2" "$3$i" >/dev/null; done
+}
+
+# --- runtimes: presence + smoke test ---------------------------------------------
+: >"$OUT/runtimes.tsv"
+ACTIVE=()
+for rt in $RUNTIMES; do
+  bin=${BINPATH[$rt]}
+  mkdir -p "$TMP/state/$rt"
+  if [ ! -x "$bin" ]; then
+    warn "SKIP $rt: binary not found or not executable: $bin"
+    printf '%s\t%s\tskipped\tbinary not found: %s\n' "$rt" "$bin" "$bin" >>"$OUT/runtimes.tsv"
+    continue
+  fi
+  ver=$("$bin" --version 2>/dev/null | head -1 || true)
+  b=$(mkbundle true "$rt" smoke)
+  set +e
+  err=$(timeout 30 "$bin" --root "$TMP/state/$rt" run -b "$b" smoke </dev/null 2>&1 >/dev/null)
+  src=$?
+  set -e
+  "$bin" --root "$TMP/state/$rt" delete --force smoke >/dev/null 2>&1 || true
+  if [ "$src" != 0 ]; then
+    why="smoke 'run -b BUNDLE smoke' of /bin/true failed (exit $src): $(tail -n 2 <<<"$err" | tr '\n\t' '  ' | cut -c1-200)"
+    warn "SKIP $rt: $why"
+    printf '%s\t%s\tskipped\t%s\n' "$rt" "$bin" "$why" >>"$OUT/runtimes.tsv"
+    continue
+  fi
+  say "$rt: $bin (${ver:-no --version}) smoke run ok"
+  printf '%s\t%s\tok\t%s\n' "$rt" "$bin" "${ver:-?}" >>"$OUT/runtimes.tsv"
+  ACTIVE+=("$rt")
+done
+[ ${#ACTIVE[@]} -gt 0 ] || die "no runtime passed the smoke test"
+
+# --- hyperfine wrapper ----------------------------------------------------------------
+q() { # quote words for hyperfine's shell-words parser
+  local out= w
+  for w in "$@"; do out+="'${w//\'/\'\\\'\'}' "; done
+  printf '%s' "${out% }"
+}
+: >"$OUT/scenarios.tsv"
+: >"$OUT/failures.tsv"
+scenario() { # key label short-label
+  printf '%s\t%s\t%s\n' "$1" "$2" "${3:-$1}" >>"$OUT/scenarios.tsv"
+  say "scenario $1: $2"
+}
+
+# hf SCN RT RUNS WARMUP PREPARE CLEANUP CMD  (PREPARE/CLEANUP/CMD already quoted; "" = none)
+hf() {
+  local scn=$1 rt=$2 runs=$3 warm=$4 prep=$5 clean=$6 cmd=$7 args
+  args=(-N --runs "$runs" --warmup "$warm" --export-json "$OUT/raw/$scn.$rt.json" -n "$rt")
+  [ -n "$prep" ] && args+=(--prepare "$prep")
+  [ -n "$clean" ] && args+=(--cleanup "$clean")
+  if hyperfine "${args[@]}" "$cmd"; then
+    return 0
+  fi
+  warn "FAILED: scenario $scn, runtime $rt; diagnosing with one plain run:"
+  printf '%s\t%s\n' "$scn" "$rt" >>"$OUT/failures.tsv"
+  rm -f "$OUT/raw/$scn.$rt.json"
+  ( [ -z "$prep" ] || eval "BENCH_LOG=/dev/stderr $prep"; eval "BENCH_LOG=/dev/stderr $cmd" ) 2>&1 >/dev/null |
+    tail -n 5 | sed 's/^/   | /' >&2 || true
+  [ -z "$clean" ] || eval "$clean" >/dev/null 2>&1 || true
+  return 0
+}
+merge() { # scn: combine per-runtime exports into out/<scn>.json
+  local f=() rt
+  for rt in "${ACTIVE[@]}"; do
+    [ -f "$OUT/raw/$1.$rt.json" ] && f+=("$OUT/raw/$1.$rt.json")
+  done
+  [ ${#f[@]} -gt 0 ] && jq -s '{results: [.[].results[]]}' "${f[@]}" >"$OUT/$1.json"
+  return 0
+}
+want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# --- scenarios ---------------------------------------------------------------------
+for rt in "${ACTIVE[@]}"; do
+  mkbundle true "$rt" true >/dev/null
+  mkbundle sleep "$rt" sleep >/dev/null
+done
+S() { printf '%s' "$TMP/state/$1"; }             # --root of a runtime
+BT() { printf '%s' "$TMP/b/$1-true"; }           # /bin/true bundle
+BS() { printf '%s' "$TMP/b/$1-sleep"; }          # sleep 1000 bundle
+
+if want run; then
+  scenario run "run /bin/true" "run"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    hf run "$rt" "$RUNS" "$WARMUP" "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-run)" \
+      "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-run)" \
+      "$(q "$b" --root "$(S "$rt")" run -b "$(BT "$rt")" bench-run)"
+  done
+  merge run
+fi
+
+if want lifecycle; then
+  scenario lifecycle "create+start+wait+delete" "lifecycle"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    hf lifecycle "$rt" "$LIFECYCLE_RUNS" "$WARMUP" "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-lc)" \
+      "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-lc)" \
+      "$(q "$HELPER" lifecycle "$b" "$(S "$rt")" "$(BT "$rt")" bench-lc)"
+  done
+  merge lifecycle
+fi
+
+if want create; then
+  scenario create "create"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    hf create "$rt" "$RUNS" "$WARMUP" "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-create)" \
+      "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-create)" \
+      "$(q "$b" --root "$(S "$rt")" create --bundle "$(BT "$rt")" bench-create)"
+  done
+  merge create
+fi
+
+if want start; then
+  scenario start "start (of a created /bin/true)"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    hf start "$rt" "$RUNS" "$WARMUP" "$(q "$HELPER" prep-start "$b" "$(S "$rt")" "$(BT "$rt")" bench-start)" \
+      "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-start)" \
+      "$(q "$b" --root "$(S "$rt")" start bench-start)"
+  done
+  merge start
+fi
+
+if want state; then
+  scenario state "state (of a running container)"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    if ! "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-state; then
+      warn "FAILED: scenario state, runtime $rt: could not start the container"
+      printf 'state\t%s\n' "$rt" >>"$OUT/failures.tsv"
+    else
+      hf state "$rt" "$RUNS" "$WARMUP" "" "" "$(q "$b" --root "$(S "$rt")" state bench-state)"
+    fi
+    "$HELPER" clean "$b" "$(S "$rt")" bench-state
+  done
+  merge state
+fi
+
+if want kill; then
+  scenario kill "kill KILL (of a running container)"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    hf kill "$rt" "$RUNS" "$WARMUP" "$(q "$HELPER" prep-kill "$b" "$(S "$rt")" "$(BS "$rt")" bench-kill)" \
+      "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-kill)" \
+      "$(q "$b" --root "$(S "$rt")" kill bench-kill KILL)"
+  done
+  merge kill
+fi
+
+if want delete; then
+  scenario delete "delete (of a stopped container)"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    hf delete "$rt" "$RUNS" "$WARMUP" "$(q "$HELPER" prep-delete "$b" "$(S "$rt")" "$(BT "$rt")" bench-delete)" \
+      "$(q "$HELPER" clean "$b" "$(S "$rt")" bench-delete)" \
+      "$(q "$b" --root "$(S "$rt")" delete bench-delete)"
+  done
+  merge delete
+fi
+
+if want exec; then
+  scenario exec "exec /bin/true (into a running container)" "exec"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    if ! "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-exec; then
+      warn "FAILED: scenario exec, runtime $rt: could not start the container"
+      printf 'exec\t%s\n' "$rt" >>"$OUT/failures.tsv"
+    else
+      hf exec "$rt" "$RUNS" "$WARMUP" "" "" "$(q "$b" --root "$(S "$rt")" exec bench-exec /bin/true)"
+    fi
+    "$HELPER" clean "$b" "$(S "$rt")" bench-exec
+  done
+  merge exec
+fi
+
+if want par; then
+  scenario par "${PAR_N}x run -d in parallel (sleep)" "${PAR_N}x run -d"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    mkbundles sleep "$rt" p "$PAR_N"
+    hf par "$rt" "$PAR_RUNS" 1 "$(q "$HELPER" par-clean "$b" "$(S "$rt")" bench-p "$PAR_N")" \
+      "$(q "$HELPER" par-clean "$b" "$(S "$rt")" bench-p "$PAR_N")" \
+      "$(q "$HELPER" par-run "$b" "$(S "$rt")" "$TMP/b/$rt-p" bench-p "$PAR_N")"
+  done
+  merge par
+fi
+
+if want many; then
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    mkbundles sleep "$rt" m "$MANY_N"
+    say "$rt: starting $MANY_N sleep containers ($MANY_P at a time)"
+    t=$EPOCHREALTIME
+    if ! "$HELPER" many-run "$b" "$(S "$rt")" "$TMP/b/$rt-m" bench-m "$MANY_N" "$MANY_P"; then
+      warn "FAILED: $rt could not start $MANY_N containers"
+      printf 'list%s\t%s\nstate%s\t%s\n' "$MANY_N" "$rt" "$MANY_N" "$rt" >>"$OUT/failures.tsv"
+    else
+      say "$rt: $MANY_N containers up in $(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
+      hf "list$MANY_N" "$rt" "$MANY_RUNS" 2 "" "" "$(q "$b" --root "$(S "$rt")" list)"
+      hf "state$MANY_N" "$rt" "$MANY_RUNS" 2 "" "" "$(q "$b" --root "$(S "$rt")" state "bench-m$(( (MANY_N + 1) / 2 ))")"
+    fi
+    say "$rt: deleting the $MANY_N containers"
+    t=$EPOCHREALTIME
+    "$HELPER" par-clean "$b" "$(S "$rt")" bench-m "$MANY_N" "$MANY_P"
+    say "$rt: deleted in $(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
+    rm -rf "$TMP/b/$rt-m"*
+  done
+  scenario "list$MANY_N" "list ($MANY_N containers)" "list@$MANY_N"
+  scenario "state$MANY_N" "state ($MANY_N containers)" "state@$MANY_N"
+  merge "list$MANY_N"
+  merge "state$MANY_N"
+fi
+
+if want rss; then
+  say "peak RSS (/usr/bin/time -f %M, $RSS_SAMPLES samples)"
+  : >"$OUT/rss.tsv"
+  for rt in "${ACTIVE[@]}"; do
+    b=${BINPATH[$rt]}
+    for op in create run; do
+      samples=()
+      for ((i = 0; i < RSS_SAMPLES; i++)); do
+        "$HELPER" clean "$b" "$(S "$rt")" bench-rss
+        if [ "$op" = create ]; then
+          cmd=("$b" --root "$(S "$rt")" create --bundle "$(BT "$rt")" bench-rss)
+        else
+          cmd=("$b" --root "$(S "$rt")" run -b "$(BT "$rt")" bench-rss)
+        fi
+        if /usr/bin/time -f %M -o "$TMP/rss" "${cmd[@]}" </dev/null >/dev/null 2>>"$BENCH_LOG"; then
+          samples+=("$(tail -n 1 "$TMP/rss")")
+        else
+          warn "rss: $rt $op failed"
+        fi
+      done
+      "$HELPER" clean "$b" "$(S "$rt")" bench-rss
+      printf '%s\t%s\t%s\n' "$rt" "$op" "$(IFS=,; echo "${samples[*]}")" >>"$OUT/rss.tsv"
+    done
+  done
+fi
+
+if want size; then
+  : >"$OUT/size.tsv"
+  for rt in "${ACTIVE[@]}"; do
+    p=$(readlink -f "${BINPATH[$rt]}")
+    sz=$(stat -L -c %s "$p")
+    if ldd "$p" >/dev/null 2>&1; then
+      libs=$(ldd "$p" | awk '$1 !~ /^linux-vdso|ld-linux/ {sub(/\.so.*/, "", $1); print $1}' | paste -sd, -)
+      link="dynamic (${libs})"
+    else
+      link=static
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$rt" "$p" "$sz" "$link" >>"$OUT/size.tsv"
+  done
+fi
+
+# --- report ------------------------------------------------------------------------
+{
+  printf 'kernel\t%s\n' "$(uname -r)"
+  printf 'cpus\t%s\n' "$(nproc)"
+  printf 'cpu\t%s\n' "$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
+  printf 'os\t%s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")"
+  printf 'cgroups\t%s\n' "$CGMODE"
+  printf 'hyperfine\t%s\n' "$(hyperfine --version)"
+  printf 'runs\t%s\n' "RUNS=$RUNS WARMUP=$WARMUP PAR_N=$PAR_N PAR_RUNS=$PAR_RUNS MANY_N=$MANY_N MANY_RUNS=$MANY_RUNS MANY_P=$MANY_P RSS_SAMPLES=$RSS_SAMPLES"
+  printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'elapsed\t%s\n' "$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b-a}')"
+  printf 'baseline\t%s\n' "$BASELINE"
+  printf 'quick\t%s\n' "${BENCH_QUICK:-0}"
+} >"$OUT/meta.tsv"
+python3 "$HERE/report.py" "$OUT" "$RESULTS" "$CHART"
+say "wrote $RESULTS, $CHART and hyperfine JSON under $OUT/"

@@ -1,0 +1,430 @@
+//! cgroups behind one interface: v1 (legacy), hybrid (v1 controllers plus a controller-less
+//! unified hierarchy, joined as runc does) and v2. The parent creates and configures the cgroup
+//! before init runs user code, puts init in it, and removes only the dirs it created.
+
+pub mod v1;
+pub mod v2;
+
+use anyhow::{Context, Result, anyhow, bail};
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    V1,
+    Hybrid,
+    V2,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hierarchy {
+    /// Directory name inside the container's /sys/fs/cgroup ("cpu", "systemd", "unified").
+    pub name: String,
+    /// Controllers of this hierarchy (v1: "cpu", "name=systemd"; v2: those enabled).
+    pub controllers: Vec<String>,
+    /// Mount options to mount this hierarchy again inside a cgroup namespace.
+    pub options: String,
+    pub mount: PathBuf,
+    /// The container's cgroup directory.
+    pub dir: PathBuf,
+    pub unified: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub mode: Mode,
+    pub hierarchies: Vec<Hierarchy>,
+    /// Directories this container created, parents first: only these are ever removed.
+    pub created: Vec<PathBuf>,
+}
+
+fn statfs_magic(p: &str) -> Option<i64> {
+    nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type().0 as i64)
+}
+
+pub fn detect() -> Mode {
+    const CGROUP2: i64 = 0x6367_7270;
+    if statfs_magic(CGROUP_ROOT) == Some(CGROUP2) {
+        Mode::V2
+    } else if statfs_magic("/sys/fs/cgroup/unified") == Some(CGROUP2) {
+        Mode::Hybrid
+    } else {
+        Mode::V1
+    }
+}
+
+/// One cgroup mount from /proc/self/mountinfo: (mount root, mount point, fstype, super options).
+fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let fstype = post[0];
+        if fstype != "cgroup" && fstype != "cgroup2" {
+            continue;
+        }
+        if !seen.insert(pre[2].to_string()) {
+            continue; // the same hierarchy mounted twice
+        }
+        out.push((unescape(pre[3]), unescape(pre[4]), fstype.to_string(), post[2].to_string()));
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// The caller's own cgroup per hierarchy: (controllers, path) from /proc/self/cgroup.
+fn own_cgroups(proc_cgroup: &str) -> Vec<(Vec<String>, String)> {
+    proc_cgroup
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _id = it.next()?;
+            let ctrls = it.next()?;
+            let path = it.next()?;
+            let ctrls = if ctrls.is_empty() { vec![] } else { ctrls.split(',').map(String::from).collect() };
+            Some((ctrls, path.to_string()))
+        })
+        .collect()
+}
+
+fn join_under(base: &Path, path: &str) -> PathBuf {
+    let cleaned = crate::rootfs::clean(path);
+    base.join(cleaned.trim_start_matches('/'))
+}
+
+impl Cgroup {
+    pub fn is_v2(&self) -> bool {
+        self.mode == Mode::V2
+    }
+
+    /// Where the container's cgroup goes, as runc does: an absolute cgroupsPath under each
+    /// hierarchy's root, a relative one under the caller's cgroup, none as `<caller>/<id>`.
+    pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+        let mode = detect();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+        Self::plan_from(mode, &mountinfo, &own, cgroups_path, id)
+    }
+
+    pub fn plan_from(mode: Mode, mountinfo: &str, own: &str, cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+        let path = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
+        if path.contains(':') && !path.starts_with('/') {
+            bail!(
+                "config.json: linux.cgroupsPath: {path:?} looks like a systemd slice path; rrun manages cgroupfs directly: use a path"
+            );
+        }
+        let own = own_cgroups(own);
+        let mut hierarchies = Vec::new();
+        for (root, mnt, fstype, opts) in cgroup_mounts(mountinfo) {
+            let unified = fstype == "cgroup2";
+            if unified && mode == Mode::V1 {
+                continue;
+            }
+            if !unified && mode == Mode::V2 {
+                continue;
+            }
+            let controllers: Vec<String> = if unified {
+                std::fs::read_to_string(Path::new(&mnt).join("cgroup.controllers"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            } else {
+                opts.split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent") && *o != "clone_children" && *o != "noprefix" && *o != "xattr")
+                    .map(String::from)
+                    .collect()
+            };
+            if !unified && controllers.is_empty() {
+                continue;
+            }
+            let mount = PathBuf::from(&mnt);
+            let dir = if path.starts_with('/') {
+                join_under(&mount, path)
+            } else {
+                let mine = own
+                    .iter()
+                    .find(|(c, _)| if unified { c.is_empty() } else { !c.is_empty() && c.iter().all(|x| controllers.contains(x)) && controllers.iter().all(|x| c.contains(x)) })
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_else(|| "/".into());
+                // The caller's path is relative to the hierarchy root; strip the mount's root.
+                let rel = mine.strip_prefix(root.as_str()).unwrap_or(&mine).to_string();
+                join_under(&join_under(&mount, &rel), path)
+            };
+            let name = mount.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let options = if unified { String::new() } else { controllers.join(",") };
+            hierarchies.push(Hierarchy { name, controllers, options, mount, dir, unified });
+        }
+        if hierarchies.is_empty() {
+            bail!("no cgroup hierarchy is mounted under {CGROUP_ROOT}");
+        }
+        Ok(Cgroup { mode, hierarchies, created: Vec::new() })
+    }
+
+    fn find(&self, controller: &str) -> Option<&Hierarchy> {
+        if self.mode == Mode::V2 {
+            return self.hierarchies.first();
+        }
+        self.hierarchies.iter().find(|h| !h.unified && h.controllers.iter().any(|c| c == controller))
+    }
+
+    /// Create the directories (recording which are new) and apply the limits. On failure,
+    /// whatever was created is removed again.
+    pub fn create(&mut self, resources: Option<&LinuxResources>, devices: &[crate::rootfs::DevicePlan]) -> Result<()> {
+        let r = self.create_inner(resources, devices);
+        if r.is_err() {
+            let _ = self.destroy();
+        }
+        r
+    }
+
+    fn create_inner(&mut self, resources: Option<&LinuxResources>, devices: &[crate::rootfs::DevicePlan]) -> Result<()> {
+        for i in 0..self.hierarchies.len() {
+            let h = self.hierarchies[i].clone();
+            let rel = h.dir.strip_prefix(&h.mount).unwrap_or(&h.dir).to_path_buf();
+            let mut cur = h.mount.clone();
+            for comp in rel.components() {
+                let parent = cur.clone();
+                cur.push(comp);
+                if self.mode == Mode::V2 {
+                    enable_controllers(&parent)?;
+                }
+                match std::fs::create_dir(&cur) {
+                    Ok(()) => {
+                        self.created.push(cur.clone());
+                        if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
+                            copy_cpuset(&parent, &cur)?;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(anyhow!("create cgroup {}: {}", cur.display(), crate::sys::io_errno(&e))),
+                }
+            }
+        }
+        let mut res = resources.cloned().unwrap_or_default();
+        if self.mode != Mode::V2 {
+            add_default_devices(&mut res, devices);
+        }
+        self.apply(&res)
+    }
+
+    /// Write the limits of `res` into the cgroup files.
+    pub fn apply(&self, res: &LinuxResources) -> Result<()> {
+        let writes = if self.mode == Mode::V2 { v2::writes(res)? } else { v1::writes(res)? };
+        for w in writes {
+            let h = self.find(w.controller).ok_or_else(|| {
+                anyhow!("linux.resources: {} needs the {} controller, which is not available", w.file, w.controller)
+            })?;
+            let p = h.dir.join(&w.file);
+            std::fs::write(&p, &w.value)
+                .map_err(|e| anyhow!("write {:?} to {}: {}", w.value, p.display(), crate::sys::io_errno(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Put a process in the container's cgroup, in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        for h in &self.hierarchies {
+            let p = h.dir.join("cgroup.procs");
+            std::fs::write(&p, pid.to_string())
+                .map_err(|e| anyhow!("add pid {pid} to {}: {}", p.display(), crate::sys::io_errno(&e)))?;
+        }
+        Ok(())
+    }
+
+    fn main_dir(&self) -> &Path {
+        let h = self
+            .find("pids")
+            .or_else(|| self.find("freezer"))
+            .or_else(|| self.find("memory"))
+            .unwrap_or(&self.hierarchies[0]);
+        &h.dir
+    }
+
+    /// Every pid in the container's cgroup.
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        let p = self.main_dir().join("cgroup.procs");
+        match std::fs::read_to_string(&p) {
+            Ok(s) => Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
+            Err(e) => Err(anyhow!("read {}: {}", p.display(), crate::sys::io_errno(&e))),
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        if self.mode == Mode::V2 {
+            let p = self.hierarchies[0].dir.join("cgroup.freeze");
+            return std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "1");
+        }
+        match self.find("freezer") {
+            Some(h) => std::fs::read_to_string(h.dir.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED"),
+            None => false,
+        }
+    }
+
+    /// Kill what is left, then remove the leaf dirs (retrying EBUSY) and the parents this
+    /// container created, never one it did not.
+    pub fn destroy(&self) -> Result<()> {
+        let mut last_err = None;
+        for h in &self.hierarchies {
+            if !self.created.contains(&h.dir) {
+                continue;
+            }
+            if let Err(e) = remove_leaf(&h.dir) {
+                last_err = Some(e);
+            }
+        }
+        for d in self.created.iter().rev() {
+            if self.hierarchies.iter().any(|h| &h.dir == d) {
+                continue;
+            }
+            // A shared parent stays while siblings use it.
+            let _ = std::fs::remove_dir(d);
+        }
+        match last_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The device rules a container always gets after its own (as runc does): mknod of anything,
+/// the default devices, ptys, and every `linux.devices` entry.
+fn add_default_devices(res: &mut LinuxResources, devices: &[crate::rootfs::DevicePlan]) {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as T};
+    let rule = |typ: T, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    let mut list = res.devices().clone().unwrap_or_default();
+    for d in devices {
+        let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK { T::B } else if d.kind == nix::sys::stat::SFlag::S_IFIFO { T::P } else { T::C };
+        list.push(rule(typ, Some(d.major as i64), Some(d.minor as i64), "rwm"));
+    }
+    list.push(rule(T::C, None, None, "m"));
+    list.push(rule(T::B, None, None, "m"));
+    for (maj, min) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 2)] {
+        list.push(rule(T::C, Some(maj), Some(min), "rwm"));
+    }
+    list.push(rule(T::C, Some(136), None, "rwm"));
+    res.set_devices(Some(list));
+}
+
+fn remove_leaf(dir: &Path) -> Result<()> {
+    for attempt in 0..100 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => {
+                if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                    for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
+                if attempt == 99 {
+                    return Err(anyhow!("remove cgroup {}: {}", dir.display(), crate::sys::io_errno(&e)));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(if attempt < 10 { 2 } else { 20 }));
+            }
+            Err(e) => return Err(anyhow!("remove cgroup {}: {}", dir.display(), crate::sys::io_errno(&e))),
+        }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with no cpus and mems; a task cannot join it until they are
+/// copied from the parent.
+fn copy_cpuset(parent: &Path, dir: &Path) -> Result<()> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let v = std::fs::read_to_string(parent.join(f)).with_context(|| format!("read {}", parent.join(f).display()))?;
+        let cur = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if cur.trim().is_empty() {
+            std::fs::write(dir.join(f), v.trim()).with_context(|| format!("write {}", dir.join(f).display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// v2: make every available controller usable by the children of `dir`.
+fn enable_controllers(dir: &Path) -> Result<()> {
+    let avail = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    let want: Vec<String> = avail
+        .split_whitespace()
+        .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if want.is_empty() {
+        return Ok(());
+    }
+    let p = dir.join("cgroup.subtree_control");
+    std::fs::write(&p, want.join(" ")).map_err(|e| anyhow!("enable controllers {} in {}: {}", want.join(" "), p.display(), crate::sys::io_errno(&e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+30 24 0:26 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
+31 30 0:27 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+32 30 0:28 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+33 30 0:29 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+34 30 0:30 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+35 30 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+";
+    const OWN: &str = "4:memory:/machine/x\n3:name=systemd:/\n1:cpu:/\n5:cpu,cpuacct:/a\n0::/u\n";
+
+    #[test]
+    fn absolute_path_under_each_root() {
+        let c = Cgroup::plan_from(Mode::Hybrid, MOUNTINFO, OWN, Some("/rrun-test/c1"), "c1").unwrap();
+        let dirs: Vec<_> = c.hierarchies.iter().map(|h| h.dir.to_string_lossy().into_owned()).collect();
+        assert!(dirs.contains(&"/sys/fs/cgroup/memory/rrun-test/c1".to_string()));
+        assert!(dirs.contains(&"/sys/fs/cgroup/unified/rrun-test/c1".to_string()));
+        let sd = c.hierarchies.iter().find(|h| h.name == "systemd").unwrap();
+        assert_eq!(sd.options, "name=systemd");
+    }
+
+    #[test]
+    fn relative_and_default_paths_under_own_cgroup() {
+        let c = Cgroup::plan_from(Mode::Hybrid, MOUNTINFO, OWN, Some("sub/c1"), "c1").unwrap();
+        let mem = c.hierarchies.iter().find(|h| h.name == "memory").unwrap();
+        assert_eq!(mem.dir, PathBuf::from("/sys/fs/cgroup/memory/machine/x/sub/c1"));
+        let c = Cgroup::plan_from(Mode::Hybrid, MOUNTINFO, OWN, None, "c9").unwrap();
+        let mem = c.hierarchies.iter().find(|h| h.name == "memory").unwrap();
+        assert_eq!(mem.dir, PathBuf::from("/sys/fs/cgroup/memory/machine/x/c9"));
+        let cc = c.hierarchies.iter().find(|h| h.name == "cpu,cpuacct").unwrap();
+        assert_eq!(cc.dir, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/a/c9"));
+        let u = c.hierarchies.iter().find(|h| h.unified).unwrap();
+        assert_eq!(u.dir, PathBuf::from("/sys/fs/cgroup/unified/u/c9"));
+    }
+
+    #[test]
+    fn v1_mode_skips_unified_and_dotdot_stays_under_root() {
+        let c = Cgroup::plan_from(Mode::V1, MOUNTINFO, OWN, Some("/../../etc"), "c").unwrap();
+        assert!(c.hierarchies.iter().all(|h| !h.unified));
+        assert!(c.hierarchies.iter().all(|h| h.dir.starts_with(&h.mount)));
+    }
+
+    #[test]
+    fn systemd_paths_are_refused() {
+        assert!(Cgroup::plan_from(Mode::V1, MOUNTINFO, OWN, Some("system.slice:rrun:c1"), "c1").is_err());
+    }
+}

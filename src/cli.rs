@@ -1,0 +1,189 @@
+//! runc-compatible command line: the same global flags and verbs, so containerd's shim, conmon
+//! and people can swap runc for rrun. Flags may come before or after the container id.
+
+use crate::logging::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rrun",
+    about = "rrun: an OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Root directory for container state
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Log file for errors and debug output
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: Format,
+    /// Debug output, with the time each phase took
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Accepted for runc compatibility; cgroupsPath is used as a cgroupfs path
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (true, false or auto); with `spec`, a rootless spec
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "VALUE")]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility (checkpointing is not offered)
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Write a new config.json template into the bundle directory
+    Spec(SpecArgs),
+    /// Create a container, leaving its process waiting for `start`
+    Create(CreateArgs),
+    /// Start a created container
+    Start(IdArgs),
+    /// Print the state of a container as JSON
+    State(IdArgs),
+    /// Send a signal to the container's init process (default TERM)
+    Kill(KillArgs),
+    /// Delete a container and everything the runtime holds for it
+    Delete(DeleteArgs),
+    /// Create and start a container, and wait for it unless --detach
+    Run(RunArgs),
+    /// List containers
+    #[command(alias = "ls")]
+    List(ListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Directory to write config.json in
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateOpts {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// File to write the container's init pid to
+    #[arg(long = "pid-file", value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to (terminal: true)
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE and chroot instead of pivot_root
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3 .. 3+N-1) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub opts: CreateOpts,
+    /// Do not wait for the container; print nothing and exit after start
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal every process in the container's cgroup
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    pub id: String,
+    #[arg(default_value = "TERM")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Kill a running container first
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print only the ids
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// table or json
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("rrun").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn containerd_create_argv() {
+        let c = parse(&[
+            "--root", "/r", "--log", "/l.json", "--log-format", "json", "create", "--bundle", "/b",
+            "--pid-file", "/p", "--console-socket", "/s", "abc",
+        ]);
+        assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/r")));
+        assert_eq!(c.log_format, Format::Json);
+        match c.cmd {
+            Some(Cmd::Create(a)) => {
+                assert_eq!(a.id, "abc");
+                assert_eq!(a.opts.bundle, PathBuf::from("/b"));
+                assert!(a.opts.console_socket.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_after_the_id() {
+        let c = parse(&["delete", "abc", "--force", "--root", "/r"]);
+        assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/r")));
+        assert!(matches!(c.cmd, Some(Cmd::Delete(DeleteArgs { force: true, .. }))));
+        let c = parse(&["kill", "abc", "9"]);
+        assert!(matches!(c.cmd, Some(Cmd::Kill(KillArgs { ref signal, .. })) if signal == "9"));
+        let c = parse(&["run", "x", "-b", "/b", "-d"]);
+        assert!(matches!(c.cmd, Some(Cmd::Run(RunArgs { detach: true, .. }))));
+    }
+
+    #[test]
+    fn rootless_forms() {
+        assert_eq!(parse(&["spec", "--rootless"]).rootless.as_deref(), Some("true"));
+        assert_eq!(parse(&["--rootless=auto", "list"]).rootless.as_deref(), Some("auto"));
+        assert_eq!(parse(&["list"]).rootless, None);
+    }
+}

@@ -1,0 +1,114 @@
+//! `create`: plan, state dir, cgroup, clone init, wait until it is ready, save, pid file.
+
+use crate::cgroups::Cgroup;
+use crate::cli::CreateOpts;
+use crate::process::{self, InitOpts};
+use crate::state::{Container, Saved};
+use anyhow::{Result, anyhow, bail};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+pub fn run(root: &Path, o: &CreateOpts, id: &str) -> Result<()> {
+    create(root, o, id).map(drop)
+}
+
+/// LISTEN_FDS from the caller (socket activation): passed on like runc does.
+fn listen_fds() -> u32 {
+    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn owner() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+}
+
+pub fn create(root: &Path, o: &CreateOpts, id: &str) -> Result<Container> {
+    crate::state::validate_id(id)?;
+    let plan = {
+        let _t = crate::logging::phase("plan");
+        crate::spec::load(&o.bundle)?
+    };
+    if plan.process.terminal {
+        bail!(
+            "config.json: process.terminal: true needs --console-socket, which this rrun does not take yet; set terminal to false"
+        );
+    }
+    let me = std::process::id() as i32;
+    let saved = Saved {
+        oci_version: plan.oci_version.clone(),
+        id: id.to_string(),
+        creating: true,
+        pid: 0,
+        start_time: 0,
+        creator_pid: me,
+        creator_start_time: crate::util::proc_stat(me).map(|s| s.1).unwrap_or(0),
+        bundle: plan.bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        created: crate::util::rfc3339_now(),
+        owner: owner(),
+        annotations: plan.annotations.clone(),
+        cgroup: None,
+    };
+    let mut c = Container::create(root, id, saved)?;
+    match setup(&mut c, &plan, o) {
+        Ok(()) => Ok(c),
+        Err(e) => {
+            // The one cleanup path: kill, remove the cgroup, remove the state dir.
+            if let Err(ce) = super::delete::destroy(c) {
+                crate::logging::warn(&format!("cleanup after the failed create: {ce:#}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<()> {
+    let fifo_path = c.fifo();
+    nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| anyhow!("mkfifo {}: {e}", fifo_path.display()))?;
+    let fifo: OwnedFd = crate::sys::openat2(
+        libc::AT_FDCWD,
+        &fifo_path.to_string_lossy(),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+        0,
+        0,
+    )
+    .map_err(|e| anyhow!("open {}: {e}", fifo_path.display()))?;
+
+    let mut cg = {
+        let _t = crate::logging::phase("cgroup");
+        let mut cg = Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?;
+        // Saved before the dirs exist, so a crash is cleaned up by delete.
+        c.saved.cgroup = Some(cg.clone());
+        let r = cg.create(plan.resources.as_ref(), &plan.devices);
+        c.saved.cgroup = Some(cg.clone());
+        r?;
+        cg
+    };
+    c.save()?;
+    let n = listen_fds();
+    let mut extra_env = Vec::new();
+    if n > 0 {
+        extra_env.push(format!("LISTEN_FDS={n}"));
+        extra_env.push("LISTEN_PID=1".into());
+    }
+    let spawned = process::spawn(&InitOpts {
+        plan,
+        cgroup: Some(&cg),
+        fifo: Some(&fifo),
+        no_pivot: o.no_pivot,
+        extra_fds: n + o.preserve_fds,
+        extra_env,
+    })?;
+    drop(fifo);
+    cg.created.shrink_to_fit();
+    c.saved.pid = spawned.pid;
+    c.saved.start_time = spawned.start_time;
+    c.saved.creating = false;
+    c.save()?;
+    if let Some(p) = &o.pid_file {
+        let p = std::path::absolute(p)?;
+        crate::util::write_atomic(&p, spawned.pid.to_string().as_bytes(), 0o644)?;
+    }
+    Ok(())
+}

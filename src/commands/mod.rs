@@ -1,0 +1,35 @@
+//! One file per verb: orchestration only.
+
+mod create;
+mod delete;
+mod kill;
+mod list;
+mod run;
+mod spec;
+mod start;
+mod state;
+
+use crate::cli::{Cli, Cmd};
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+
+pub fn root(cli: &Cli) -> PathBuf {
+    cli.root.clone().unwrap_or_else(crate::state::default_root)
+}
+
+pub fn dispatch(cli: &Cli) -> Result<i32> {
+    let Some(cmd) = &cli.cmd else {
+        bail!("no command given: see rrun --help");
+    };
+    let root = root(cli);
+    match cmd {
+        Cmd::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0),
+        Cmd::Create(a) => create::run(&root, &a.opts, &a.id).map(|_| 0),
+        Cmd::Start(a) => start::run(&root, &a.id).map(|_| 0),
+        Cmd::State(a) => state::run(&root, &a.id).map(|_| 0),
+        Cmd::Kill(a) => kill::run(&root, a).map(|_| 0),
+        Cmd::Delete(a) => delete::run(&root, a).map(|_| 0),
+        Cmd::Run(a) => run::run(&root, a),
+        Cmd::List(a) => list::run(&root, a).map(|_| 0),
+    }
+}

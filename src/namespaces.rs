@@ -1,0 +1,202 @@
+//! Namespaces: the plan (which are new, which are joined by path) and how init enters them.
+//!
+//! Clone and continue: the new namespaces go into the one clone3 call when nothing is joined
+//! by path that the new user namespace would lock us out of. Otherwise init joins the paths
+//! first and unshares after. A fork follows only where the kernel demands it: a PID namespace
+//! that was unshared or joined (it applies to children), and a time namespace with offsets.
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+pub const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub flag: CloneFlags,
+    pub path: PathBuf,
+    pub index: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct NsPlan {
+    /// Namespaces to create.
+    pub new: CloneFlags,
+    /// Namespaces to join, in config order (the user namespace is joined first).
+    pub join: Vec<Join>,
+}
+
+pub fn flag_of(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Time => CLONE_NEWTIME,
+    }
+}
+
+pub fn name(f: CloneFlags) -> &'static str {
+    match f {
+        CloneFlags::CLONE_NEWNS => "mount",
+        CloneFlags::CLONE_NEWCGROUP => "cgroup",
+        CloneFlags::CLONE_NEWUTS => "uts",
+        CloneFlags::CLONE_NEWIPC => "ipc",
+        CloneFlags::CLONE_NEWUSER => "user",
+        CloneFlags::CLONE_NEWPID => "pid",
+        CloneFlags::CLONE_NEWNET => "network",
+        f if f == CLONE_NEWTIME => "time",
+        _ => "unknown",
+    }
+}
+
+impl NsPlan {
+    pub fn from_spec(list: &[LinuxNamespace]) -> Result<NsPlan> {
+        let mut plan = NsPlan { new: CloneFlags::empty(), join: Vec::new() };
+        let mut seen = CloneFlags::empty();
+        for (i, n) in list.iter().enumerate() {
+            let f = flag_of(n.typ());
+            if seen.contains(f) {
+                bail!("config.json: linux.namespaces[{i}].type: duplicate namespace {:?}", name(f));
+            }
+            seen |= f;
+            match n.path() {
+                Some(p) if !p.as_os_str().is_empty() => {
+                    if !p.is_absolute() {
+                        bail!("config.json: linux.namespaces[{i}].path: {} is not absolute", p.display());
+                    }
+                    plan.join.push(Join { flag: f, path: p.clone(), index: i });
+                }
+                _ => plan.new |= f,
+            }
+        }
+        // The user namespace must be joined before the others, so they are joined as its root.
+        plan.join.sort_by_key(|j| j.flag != CloneFlags::CLONE_NEWUSER);
+        Ok(plan)
+    }
+
+    /// New or joined: the container has its own namespace of this kind.
+    pub fn owns(&self, f: CloneFlags) -> bool {
+        self.new.contains(f) || self.join.iter().any(|j| j.flag == f)
+    }
+
+    /// Flags for clone3, and flags init unshares after joining paths. The cgroup namespace is
+    /// always unshared by init, after the parent has put it in its cgroup.
+    pub fn split(&self, time_offsets: bool) -> (CloneFlags, CloneFlags) {
+        let mut all = self.new - CloneFlags::CLONE_NEWCGROUP;
+        let mut later = self.new & CloneFlags::CLONE_NEWCGROUP;
+        if time_offsets {
+            // Offsets can only be written before any process lives in the namespace.
+            all -= CLONE_NEWTIME;
+            later |= CLONE_NEWTIME;
+        }
+        let joins_user = self.join.iter().any(|j| j.flag == CloneFlags::CLONE_NEWUSER);
+        let new_user = self.new.contains(CloneFlags::CLONE_NEWUSER);
+        if joins_user || (new_user && !self.join.is_empty()) {
+            // Joining needs our host privileges: create everything after joining.
+            (CloneFlags::empty(), all | later)
+        } else {
+            (all, later)
+        }
+    }
+
+    /// Does init need an extra fork to really be inside its namespaces?
+    pub fn needs_fork(&self, clone_flags: CloneFlags, time_offsets: bool) -> bool {
+        let pid_later = self.new.contains(CloneFlags::CLONE_NEWPID)
+            && !clone_flags.contains(CloneFlags::CLONE_NEWPID);
+        let pid_join = self.join.iter().any(|j| j.flag == CloneFlags::CLONE_NEWPID);
+        pid_later || pid_join || time_offsets
+    }
+}
+
+/// Open every namespace path up front, so a missing path fails with its config field.
+pub fn open_joins(plan: &NsPlan) -> Result<Vec<(CloneFlags, std::fs::File, usize)>> {
+    plan.join
+        .iter()
+        .map(|j| {
+            let f = std::fs::File::open(&j.path).map_err(|e| {
+                anyhow!(
+                    "config.json: linux.namespaces[{}].path: open {}: {}",
+                    j.index,
+                    j.path.display(),
+                    crate::sys::io_errno(&e)
+                )
+            })?;
+            Ok((j.flag, f, j.index))
+        })
+        .collect()
+}
+
+/// setns into each opened namespace.
+pub fn join_all(files: &[(CloneFlags, std::fs::File, usize)], plan: &NsPlan) -> Result<()> {
+    for (flag, f, i) in files {
+        nix::sched::setns(f, *flag).with_context(|| {
+            format!(
+                "join {} namespace {} (linux.namespaces[{i}])",
+                name(*flag),
+                plan.join.iter().find(|j| j.index == *i).map(|j| j.path.display().to_string()).unwrap_or_default()
+            )
+        })?;
+        let _ = f.as_raw_fd();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(json: &str) -> NsPlan {
+        let list: Vec<LinuxNamespace> = serde_json::from_str(json).unwrap();
+        NsPlan::from_spec(&list).unwrap()
+    }
+
+    #[test]
+    fn all_new_go_into_clone() {
+        let p = ns(r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"},{"type":"user"}]"#);
+        let (now, later) = p.split(false);
+        assert!(now.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER));
+        assert_eq!(later, CloneFlags::CLONE_NEWCGROUP);
+        assert!(!p.needs_fork(now, false));
+    }
+
+    #[test]
+    fn user_plus_path_defers() {
+        let p = ns(r#"[{"type":"pid"},{"type":"network","path":"/run/netns/x"},{"type":"mount"},{"type":"user"}]"#);
+        let (now, later) = p.split(false);
+        assert!(now.is_empty());
+        assert!(later.contains(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID));
+        assert!(p.needs_fork(now, false));
+    }
+
+    #[test]
+    fn joins_user_first_and_pid_path_forks() {
+        let p = ns(r#"[{"type":"pid","path":"/proc/1/ns/pid"},{"type":"user","path":"/proc/1/ns/user"},{"type":"mount"}]"#);
+        assert_eq!(p.join[0].flag, CloneFlags::CLONE_NEWUSER);
+        let (now, _) = p.split(false);
+        assert!(p.needs_fork(now, false));
+    }
+
+    #[test]
+    fn time_offsets_force_unshare_and_fork() {
+        let p = ns(r#"[{"type":"time"},{"type":"mount"}]"#);
+        let (now, later) = p.split(true);
+        assert!(!now.contains(CLONE_NEWTIME) && later.contains(CLONE_NEWTIME));
+        assert!(p.needs_fork(now, true));
+        let (now, _) = p.split(false);
+        assert!(now.contains(CLONE_NEWTIME));
+    }
+
+    #[test]
+    fn duplicates_and_relative_paths_fail() {
+        let list: Vec<LinuxNamespace> = serde_json::from_str(r#"[{"type":"pid"},{"type":"pid"}]"#).unwrap();
+        assert!(NsPlan::from_spec(&list).unwrap_err().to_string().contains("linux.namespaces[1].type: duplicate"));
+        let list: Vec<LinuxNamespace> = serde_json::from_str(r#"[{"type":"network","path":"x"}]"#).unwrap();
+        assert!(NsPlan::from_spec(&list).is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! Container init, the child half: linear, from the clone to execve. Every failure goes back
+//! to the parent as `Error{msg}` with the whole chain, and init exits.
+
+use super::InitOpts;
+use super::channel::{Channel, ToInit, ToParent};
+use crate::rootfs::{self, Setup};
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Gid, Uid};
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+pub fn run(o: &InitOpts, chan: Channel, ns_files: &[(CloneFlags, std::fs::File, usize)], now: CloneFlags, later: CloneFlags, fork: bool) -> ! {
+    let err = match setup(o, &chan, ns_files, now, later, fork) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(&ToParent::Error { msg: format!("{err:#}") });
+    // SAFETY: leave without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(1) }
+}
+
+fn prctl(op: i32, arg: u64) -> nix::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let r = unsafe { libc::prctl(op, arg, 0, 0, 0) };
+    nix::errno::Errno::result(r).map(drop)
+}
+
+fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, usize)], now: CloneFlags, later: CloneFlags, fork: bool) -> Result<Infallible> {
+    let plan = o.plan;
+    // Until Ready, init dies with the rrun that creates it.
+    prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).context("set the parent-death signal")?;
+    chan.expect(ToInit::Go)?;
+    // Nothing in the container may ptrace or read our memory while we hold host fds.
+    prctl(libc::PR_SET_DUMPABLE, 0).context("make init non-dumpable")?;
+
+    crate::namespaces::join_all(ns_files, &plan.ns)?;
+    let mut later = later;
+    if later.contains(CloneFlags::CLONE_NEWUSER) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare the user namespace")?;
+        chan.send(&ToParent::NeedMaps)?;
+        chan.expect(ToInit::MapsWritten)?;
+        later -= CloneFlags::CLONE_NEWUSER;
+    }
+    if !later.is_empty() {
+        nix::sched::unshare(later).with_context(|| format!("unshare namespaces {later:?}"))?;
+    }
+    if let Some(off) = &plan.time_offsets {
+        crate::sys::write_file("/proc/self/timens_offsets", off).context("linux.timeOffsets")?;
+    }
+    if fork {
+        // SAFETY: single-threaded; the child continues with its own copy of everything.
+        match unsafe { nix::unistd::fork() }.context("fork into the new pid/time namespace")? {
+            ForkResult::Parent { child } => {
+                let _ = chan.send(&ToParent::Forked { pid: child.as_raw() });
+                // SAFETY: the intermediate process leaves at once.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Child => {}
+        }
+    }
+    let userns = now.contains(CloneFlags::CLONE_NEWUSER) || plan.ns.owns(CloneFlags::CLONE_NEWUSER);
+    if userns {
+        // Become root of the new user namespace (mapped uid 0), if it is mapped.
+        let _ = nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0));
+        let _ = nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
+    }
+
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h).map_err(|e| anyhow!("set hostname {h:?}: {e}"))?;
+    }
+    if let Some(d) = &plan.domainname {
+        let c = CString::new(d.as_str())?;
+        // SAFETY: valid pointer and length.
+        let r = unsafe { libc::setdomainname(c.as_ptr(), d.len()) };
+        nix::errno::Errno::result(r).map_err(|e| anyhow!("set domainname {d:?}: {e}"))?;
+    }
+    // Namespaced sysctls go through the host /proc while it is still here: the kernel picks
+    // the namespace of the writer, which is already the container's.
+    for (k, v) in &plan.sysctl {
+        crate::sys::write_file(&crate::sysctl::proc_path(k), v).with_context(|| format!("linux.sysctl.{k}"))?;
+    }
+    if let Some(adj) = plan.process.oom_score_adj {
+        crate::sys::write_file("/proc/self/oom_score_adj", &adj.to_string()).context("process.oomScoreAdj")?;
+    }
+
+    // The root filesystem, all before pivot_root.
+    let s = Setup {
+        rootfs: &plan.rootfs,
+        mounts: &plan.mounts,
+        devices: &plan.devices,
+        propagation: plan.root_propagation,
+        cgroup: o.cgroup,
+        cgroupns: plan.ns.owns(CloneFlags::CLONE_NEWCGROUP),
+        userns,
+    };
+    let t = crate::logging::phase("mounts");
+    let root = rootfs::prepare_root(&s)?;
+    rootfs::do_mounts(&root, &s)?;
+    rootfs::setup_dev(&root, &s)?;
+    // runc creates a missing cwd; do it while the rootfs may still be writable.
+    rootfs::mkdir_all(&root, &plan.process.cwd, 0o755).with_context(|| format!("process.cwd {:?}", plan.process.cwd))?;
+    rootfs::mask_paths(&root, &plan.masked)?;
+    rootfs::readonly_paths(&root, &plan.readonly)?;
+    if plan.root_readonly {
+        rootfs::readonly_root(&root)?;
+    }
+    drop(t);
+    let t = crate::logging::phase("pivot");
+    rootfs::enter_root(&root, &plan.rootfs, o.no_pivot)?;
+    drop(root);
+    drop(t);
+    if let Some(p) = plan.root_propagation {
+        nix::mount::mount(None::<&str>, "/", None::<&str>, p | nix::mount::MsFlags::MS_REC, None::<&str>)
+            .map_err(|e| anyhow!("linux.rootfsPropagation on the new /: {e}"))?;
+    }
+
+    let mut env = plan.process.env.clone();
+    env.extend(o.extra_env.iter().cloned());
+    let exe = find_exe(&plan.process.args[0], &env)?;
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(plan.process.uid)));
+    }
+
+    for (res, soft, hard, i) in &plan.process.rlimits {
+        let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+        // SAFETY: valid pointer to an rlimit struct.
+        let r = unsafe { libc::setrlimit(*res, &lim) };
+        nix::errno::Errno::result(r).map_err(|e| anyhow!("process.rlimits[{i}]: setrlimit soft {soft} hard {hard}: {e}"))?;
+    }
+
+    set_user(o)?;
+    if let Some(m) = plan.process.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
+    }
+    nix::unistd::chdir(plan.process.cwd.as_str()).map_err(|e| anyhow!("process.cwd: chdir {:?}: {e}", plan.process.cwd))?;
+    if plan.process.no_new_privileges {
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
+    }
+
+    // Signals that end a created container while it waits for start.
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls _exit, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    prctl(libc::PR_SET_PDEATHSIG, 0).context("clear the parent-death signal")?;
+    chan.send(&ToParent::Ready)?;
+    if let Some(fifo) = o.fifo {
+        wait_for_start(fifo)?;
+    }
+
+    // Everything the container must not inherit goes now: only 0-2 and the preserved fds stay.
+    let keep = 3 + o.extra_fds;
+    for fd in 3..keep {
+        // SAFETY: clearing FD_CLOEXEC on an fd number the caller passed us.
+        unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
+    }
+    crate::sys::close_range_from(keep);
+    let argv: Vec<CString> = plan.process.args.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
+    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: restoring the default disposition.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let e = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
+    // The parent is gone by now: this reaches the container's stderr.
+    eprintln!("rrun: exec {:?}: {e}", plan.process.args[0]);
+    // SAFETY: exit without destructors.
+    unsafe { libc::_exit(127) }
+}
+
+extern "C" fn on_signal(sig: i32) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+    let mut pfd = libc::pollfd { fd: fifo.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    loop {
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if r >= 0 {
+            break;
+        }
+        let e = nix::errno::Errno::last();
+        if e != nix::errno::Errno::EINTR {
+            bail!("wait on exec.fifo: {e}");
+        }
+    }
+    let mut b = [0u8; 1];
+    let n = nix::unistd::read(fifo.as_raw_fd(), &mut b).map_err(|e| anyhow!("read exec.fifo: {e}"))?;
+    if n != 1 {
+        bail!("exec.fifo closed without a start");
+    }
+    Ok(())
+}
+
+/// PATH lookup inside the container, with the process's own PATH.
+fn find_exe(arg0: &str, env: &[String]) -> Result<CString> {
+    use std::os::unix::fs::PermissionsExt;
+    let ok = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if arg0.contains('/') {
+        if !ok(std::path::Path::new(arg0)) {
+            bail!("process.args[0]: {arg0:?}: no such executable in the container");
+        }
+        return Ok(CString::new(arg0)?);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let p = std::path::Path::new(dir).join(arg0);
+        if ok(&p) {
+            return Ok(CString::new(p.to_string_lossy().as_bytes())?);
+        }
+    }
+    bail!("process.args[0]: {arg0:?}: executable file not found in $PATH ({path})")
+}
+
+/// HOME from the container's /etc/passwd, "/" when absent.
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() >= 6 && f[2].parse() == Ok(uid)).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+/// Groups, gid, uid and capabilities, ordered so exactly the requested sets are left.
+fn set_user(o: &InitOpts) -> Result<()> {
+    let p = &o.plan.process;
+    if let Some(c) = &p.caps {
+        c.apply_bounding()?;
+    }
+    prctl(libc::PR_SET_KEEPCAPS, 1).context("set keep-caps")?;
+    let groups: Vec<Gid> = p.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    match nix::unistd::setgroups(&groups) {
+        Ok(()) => {}
+        // A user namespace with setgroups denied: only an empty list was possible anyway.
+        Err(nix::errno::Errno::EPERM) if groups.is_empty() => {}
+        Err(e) => bail!("process.user.additionalGids {:?}: setgroups: {e}", p.groups),
+    }
+    let g = Gid::from_raw(p.gid);
+    nix::unistd::setresgid(g, g, g).map_err(|e| anyhow!("process.user.gid {}: setresgid: {e}", p.gid))?;
+    let u = Uid::from_raw(p.uid);
+    nix::unistd::setresuid(u, u, u).map_err(|e| anyhow!("process.user.uid {}: setresuid: {e}", p.uid))?;
+    prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keep-caps")?;
+    if let Some(c) = &p.caps {
+        c.apply_rest()?;
+    }
+    Ok(())
+}

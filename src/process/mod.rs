@@ -1,0 +1,155 @@
+//! Spawning container init: clone3 with the namespaces, then the parent half of the protocol
+//! (cgroup, id maps, Go, wait for Ready). The child half is `init.rs`.
+
+pub mod channel;
+pub mod init;
+
+use crate::cgroups::Cgroup;
+use crate::spec::Plan;
+use anyhow::{Result, anyhow, bail};
+use channel::{ToInit, ToParent};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use std::os::fd::OwnedFd;
+
+pub struct InitOpts<'a> {
+    pub plan: &'a Plan,
+    pub cgroup: Option<&'a Cgroup>,
+    /// Read end of exec.fifo: init blocks on it until `start`.
+    pub fifo: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    /// fds 3 .. 3+extra_fds stay open in the container.
+    pub extra_fds: u32,
+    /// Environment added to process.env (LISTEN_FDS, LISTEN_PID).
+    pub extra_env: Vec<String>,
+}
+
+pub struct Spawned {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// fork-like clone3 with namespace flags. Returns 0 in the child.
+fn clone3(flags: CloneFlags) -> Result<i32> {
+    let args = CloneArgs {
+        flags: flags.bits() as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: no stack is given, so the child continues on a copy of our stack like fork();
+    // rrun has a single thread here, so no lock can be held by another thread.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    if r < 0 {
+        let e = nix::errno::Errno::last();
+        bail!("clone3 with {}: {e}", describe(flags));
+    }
+    Ok(r as i32)
+}
+
+fn describe(flags: CloneFlags) -> String {
+    let names: Vec<&str> = flags.iter().map(crate::namespaces::name).collect();
+    if names.is_empty() { "no new namespaces".into() } else { format!("new {} namespaces", names.join(", ")) }
+}
+
+fn write_maps(pid: i32, plan: &Plan) -> Result<()> {
+    if let Some(m) = &plan.uid_map {
+        crate::sys::write_file(&format!("/proc/{pid}/uid_map"), m).map_err(|e| anyhow!("linux.uidMappings: {e:#}"))?;
+    }
+    if let Some(m) = &plan.gid_map {
+        crate::sys::write_file(&format!("/proc/{pid}/gid_map"), m).map_err(|e| anyhow!("linux.gidMappings: {e:#}"))?;
+    }
+    Ok(())
+}
+
+/// Kills and reaps the child if spawning fails part way.
+struct ChildGuard {
+    pids: Vec<i32>,
+    armed: bool,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            for &p in &self.pids {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                let _ = waitpid(Pid::from_raw(p), Some(WaitPidFlag::__WALL));
+            }
+        }
+    }
+}
+
+/// Clone init and drive it until it is Ready (blocked on the exec fifo).
+pub fn spawn(o: &InitOpts) -> Result<Spawned> {
+    let plan = o.plan;
+    let ns_files = crate::namespaces::open_joins(&plan.ns)?;
+    let offsets = plan.time_offsets.is_some();
+    let (now, later) = plan.ns.split(offsets);
+    let fork = plan.ns.needs_fork(now, offsets);
+    let (parent, child) = channel::pair()?;
+    let t = crate::logging::phase("clone");
+    let pid = clone3(now)?;
+    if pid == 0 {
+        drop(parent);
+        init::run(o, child, &ns_files, now, later, fork);
+    }
+    drop(t);
+    drop(child);
+    drop(ns_files);
+    let mut guard = ChildGuard { pids: vec![pid], armed: true };
+    if let Some(cg) = o.cgroup {
+        cg.add_pid(pid)?;
+    }
+    if now.contains(CloneFlags::CLONE_NEWUSER) {
+        write_maps(pid, plan)?;
+    }
+    parent.send(&ToInit::Go)?;
+    let mut init_pid = pid;
+    let _t = crate::logging::phase("init setup");
+    loop {
+        match parent.recv::<ToParent>()? {
+            Some(ToParent::NeedMaps) => {
+                write_maps(pid, plan)?;
+                parent.send(&ToInit::MapsWritten)?;
+            }
+            Some(ToParent::Forked { pid: p }) => {
+                init_pid = p;
+                guard.pids.push(p);
+                // The intermediate process exits once it has forked init.
+                let _ = waitpid(Pid::from_raw(pid), None);
+            }
+            Some(ToParent::Ready) => break,
+            Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
+            None => {
+                let how = match waitpid(Pid::from_raw(init_pid), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
+                    Ok(WaitStatus::Signaled(_, s, _)) => format!("was killed by {s}"),
+                    _ => "closed its channel".into(),
+                };
+                return Err(crate::error::init_failed(format!("container init {how} before it was ready")));
+            }
+        }
+    }
+    let start_time = crate::util::proc_stat(init_pid)
+        .map(|s| s.1)
+        .ok_or_else(|| anyhow!("container init (pid {init_pid}) died right after setup"))?;
+    guard.armed = false;
+    Ok(Spawned { pid: init_pid, start_time })
+}

@@ -1,0 +1,663 @@
+//! The container's root filesystem: the mount plan (pure), and its execution in init.
+//!
+//! Every path inside the container is resolved from an fd of the rootfs with openat2
+//! RESOLVE_IN_ROOT, so a symlink can never lead out of it; mounts target `/proc/self/fd/N` of
+//! those fds. All of it happens before pivot_root, while the trusted host /proc is in reach.
+
+use crate::cgroups::Cgroup;
+use crate::sys::{self, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, fd_path};
+use anyhow::{Context, Result, anyhow, bail};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct MountPlan {
+    pub index: usize,
+    /// Absolute, cleaned path inside the container.
+    pub dest: String,
+    pub typ: String,
+    /// Host path for binds (relative sources are taken from the bundle), else the fs source.
+    pub source: String,
+    pub flags: MsFlags,
+    pub propagation: Vec<MsFlags>,
+    pub data: String,
+    pub bind: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DevicePlan {
+    pub index: usize,
+    pub path: String,
+    pub kind: SFlag,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub fn propagation_flag(p: &str) -> Option<MsFlags> {
+    Some(match p {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        _ => return None,
+    })
+}
+
+/// Options that are MS_* flags: (name, clear?, flag).
+const FLAG_OPTIONS: &[(&str, bool, MsFlags)] = &[
+    ("ro", false, MsFlags::MS_RDONLY),
+    ("rw", true, MsFlags::MS_RDONLY),
+    ("nosuid", false, MsFlags::MS_NOSUID),
+    ("suid", true, MsFlags::MS_NOSUID),
+    ("nodev", false, MsFlags::MS_NODEV),
+    ("dev", true, MsFlags::MS_NODEV),
+    ("noexec", false, MsFlags::MS_NOEXEC),
+    ("exec", true, MsFlags::MS_NOEXEC),
+    ("sync", false, MsFlags::MS_SYNCHRONOUS),
+    ("async", true, MsFlags::MS_SYNCHRONOUS),
+    ("dirsync", false, MsFlags::MS_DIRSYNC),
+    ("remount", false, MsFlags::MS_REMOUNT),
+    ("mand", false, MsFlags::MS_MANDLOCK),
+    ("nomand", true, MsFlags::MS_MANDLOCK),
+    ("noatime", false, MsFlags::MS_NOATIME),
+    ("atime", true, MsFlags::MS_NOATIME),
+    ("nodiratime", false, MsFlags::MS_NODIRATIME),
+    ("diratime", true, MsFlags::MS_NODIRATIME),
+    ("relatime", false, MsFlags::MS_RELATIME),
+    ("norelatime", true, MsFlags::MS_RELATIME),
+    ("strictatime", false, MsFlags::MS_STRICTATIME),
+    ("nostrictatime", true, MsFlags::MS_STRICTATIME),
+    ("lazytime", false, MsFlags::MS_LAZYTIME),
+    ("nolazytime", true, MsFlags::MS_LAZYTIME),
+    ("nosymfollow", false, MsFlags::from_bits_retain(0x100)),
+    ("symfollow", true, MsFlags::from_bits_retain(0x100)),
+];
+
+/// Clean an absolute path lexically: no ".", "..", or repeated slashes. ".." stops at "/".
+pub fn clean(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+impl MountPlan {
+    pub fn from_spec(i: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan> {
+        let field = format!("config.json: mounts[{i}]");
+        let dest = m.destination().to_string_lossy().into_owned();
+        if !dest.starts_with('/') {
+            bail!("{field}.destination: {dest:?} is not an absolute path");
+        }
+        let dest = clean(&dest);
+        if dest == "/" {
+            bail!("{field}.destination: mounting over the container's / is not allowed");
+        }
+        let mut typ = m.typ().clone().unwrap_or_default();
+        let mut flags = MsFlags::empty();
+        let mut propagation = Vec::new();
+        let mut data = Vec::new();
+        let mut bind = typ == "bind";
+        let mut rec = false;
+        for o in m.options().as_deref().unwrap_or_default() {
+            let o = o.as_str();
+            if let Some((_, clear, f)) = FLAG_OPTIONS.iter().find(|(n, _, _)| *n == o) {
+                if *clear {
+                    flags.remove(*f);
+                } else {
+                    flags.insert(*f);
+                }
+            } else if let Some(f) = propagation_flag(o) {
+                propagation.push(f);
+            } else if o == "bind" {
+                bind = true;
+            } else if o == "rbind" {
+                bind = true;
+                rec = true;
+            } else if o == "defaults" || o == "tmpcopyup" {
+                // "defaults" means no flags; runc's tmpcopyup is accepted and has no effect here.
+            } else if o.is_empty() {
+                bail!("{field}.options: empty option");
+            } else {
+                data.push(o.to_string());
+            }
+        }
+        if bind {
+            typ = "bind".into();
+            if rec {
+                flags |= MsFlags::MS_REC;
+            }
+        } else if typ.is_empty() {
+            bail!("{field}.type: missing (and the options ask for no bind)");
+        }
+        let src = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let source = if bind {
+            if src.is_empty() {
+                bail!("{field}.source: a bind mount needs a source");
+            }
+            if src.starts_with('/') { src } else { bundle.join(src).to_string_lossy().into_owned() }
+        } else if src.is_empty() {
+            typ.clone()
+        } else {
+            src
+        };
+        Ok(MountPlan {
+            index: i,
+            dest,
+            typ,
+            source,
+            flags,
+            propagation,
+            data: data.join(","),
+            bind,
+        })
+    }
+
+    fn what(&self) -> String {
+        format!("mounts[{}] {:?} ({})", self.index, self.dest, self.typ)
+    }
+}
+
+impl DevicePlan {
+    pub fn from_spec(i: usize, d: &oci_spec::runtime::LinuxDevice) -> Result<DevicePlan> {
+        use oci_spec::runtime::LinuxDeviceType as T;
+        let field = format!("config.json: linux.devices[{i}]");
+        let path = d.path().to_string_lossy().into_owned();
+        if !path.starts_with('/') {
+            bail!("{field}.path: {path:?} is not an absolute path");
+        }
+        let kind = match d.typ() {
+            T::C | T::U => SFlag::S_IFCHR,
+            T::B => SFlag::S_IFBLK,
+            T::P => SFlag::S_IFIFO,
+            T::A => bail!("{field}.type: \"a\" is only valid in cgroup device rules"),
+        };
+        Ok(DevicePlan {
+            index: i,
+            path: clean(&path),
+            kind,
+            major: d.major() as u64,
+            minor: d.minor() as u64,
+            mode: d.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        })
+    }
+}
+
+/// The fd of a path inside the rootfs, never leaving it.
+pub fn open_in_root(root: &OwnedFd, path: &str, flags: i32, extra: u64) -> nix::Result<OwnedFd> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "." } else { rel };
+    sys::openat2(root.as_raw_fd(), rel, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra)
+}
+
+/// mkdir -p inside the rootfs; returns an O_PATH fd of the directory.
+pub fn mkdir_all(root: &OwnedFd, path: &str, mode: u32) -> Result<OwnedFd> {
+    let path = clean(path);
+    match open_in_root(root, &path, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(anyhow!("open {path:?} in the rootfs: {e}")),
+    }
+    let mut cur = String::new();
+    let mut fd = open_in_root(root, "/", libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        cur.push('/');
+        cur.push_str(comp);
+        match open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0) {
+            Ok(f) => fd = f,
+            Err(Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(Some(fd.as_raw_fd()), comp, Mode::from_bits_truncate(mode)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(anyhow!("mkdir {cur:?} in the rootfs: {e}")),
+                }
+                fd = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0)
+                    .map_err(|e| anyhow!("open {cur:?} in the rootfs after mkdir (a dangling symlink?): {e}"))?;
+            }
+            Err(e) => return Err(anyhow!("open {cur:?} in the rootfs: {e}")),
+        }
+    }
+    Ok(fd)
+}
+
+/// Create an empty file (a bind target) inside the rootfs if missing; returns an O_PATH fd.
+fn ensure_file(root: &OwnedFd, path: &str) -> Result<OwnedFd> {
+    if let Ok(fd) = open_in_root(root, path, libc::O_PATH, 0) {
+        return Ok(fd);
+    }
+    let parent = Path::new(path).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    mkdir_all(root, &parent, 0o755)?;
+    let f = open_in_root(root, path, libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW, 0)
+        .or_else(|_| open_in_root(root, path, libc::O_PATH, 0))
+        .map_err(|e| anyhow!("create {path:?} in the rootfs: {e}"))?;
+    drop(f);
+    open_in_root(root, path, libc::O_PATH, 0).map_err(|e| anyhow!("open {path:?} in the rootfs: {e}"))
+}
+
+/// Flags of an existing mount that an unprivileged remount must keep (locked flags).
+fn locked_flags(fd: &OwnedFd) -> MsFlags {
+    let mut out = MsFlags::empty();
+    if let Ok(st) = nix::sys::statvfs::fstatvfs(fd) {
+        use nix::sys::statvfs::FsFlags as F;
+        let f = st.flags();
+        for (sf, mf) in [
+            (F::ST_NOSUID, MsFlags::MS_NOSUID),
+            (F::ST_NODEV, MsFlags::MS_NODEV),
+            (F::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (F::ST_NOATIME, MsFlags::MS_NOATIME),
+            (F::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (F::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if f.contains(sf) {
+                out |= mf;
+            }
+        }
+    }
+    out
+}
+
+fn sys_mount(src: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+    mount(src, target, fstype, flags, data)
+}
+
+/// Bind-remount `path` (inside root) with `flags`, keeping the locked ones.
+fn remount_bind(root: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
+    let fd = open_in_root(root, path, libc::O_PATH, 0).map_err(|e| anyhow!("reopen {path:?}: {e}"))?;
+    let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(&fd);
+    sys_mount(None, &fd_path(&fd), None, all - MsFlags::MS_REC, None)
+        .map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
+}
+
+pub struct Setup<'a> {
+    pub rootfs: &'a Path,
+    pub mounts: &'a [MountPlan],
+    pub devices: &'a [DevicePlan],
+    pub propagation: Option<MsFlags>,
+    pub cgroup: Option<&'a Cgroup>,
+    pub cgroupns: bool,
+    pub userns: bool,
+}
+
+/// Make `/` private, bind the rootfs onto itself, return its fd.
+pub fn prepare_root(s: &Setup) -> Result<OwnedFd> {
+    let prop = s.propagation.unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+    sys_mount(None, "/", None, prop | MsFlags::MS_REC, None)
+        .map_err(|e| anyhow!("make / {prop:?} (rootfsPropagation): {e}"))?;
+    let r = s.rootfs.to_string_lossy();
+    sys_mount(Some(&r), &r, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+        .map_err(|e| anyhow!("bind rootfs {r} onto itself: {e}"))?;
+    let fd = sys::openat2(libc::AT_FDCWD, &r, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+        .map_err(|e| anyhow!("open rootfs {r}: {e}"))?;
+    Ok(fd)
+}
+
+pub fn do_mounts(root: &OwnedFd, s: &Setup) -> Result<()> {
+    for m in s.mounts {
+        do_mount(root, m, s).with_context(|| m.what())?;
+    }
+    Ok(())
+}
+
+fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
+    if m.typ == "cgroup" || m.typ == "cgroup2" {
+        return mount_cgroup(root, m, s);
+    }
+    if m.bind {
+        let src = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
+            .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?;
+        let st = nix::sys::stat::fstat(src.as_raw_fd()).map_err(|e| anyhow!("stat {}: {e}", m.source))?;
+        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let target = if is_dir { mkdir_all(root, &m.dest, 0o755)? } else { ensure_file(root, &m.dest)? };
+        let rec = m.flags & MsFlags::MS_REC;
+        sys_mount(Some(&fd_path(&src)), &fd_path(&target), None, MsFlags::MS_BIND | rec, None)
+            .map_err(|e| anyhow!("bind {}: {e}", m.source))?;
+        let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
+        if !rest.is_empty() {
+            remount_bind(root, &m.dest, rest)?;
+        }
+    } else {
+        // Kernel filesystems never go onto a symlink: a /proc that is a link is refused.
+        let strict = matches!(m.typ.as_str(), "proc" | "sysfs");
+        let extra = if strict { RESOLVE_NO_SYMLINKS } else { 0 };
+        let target = match open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, extra) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                mkdir_all(root, &m.dest, 0o755)?;
+                open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, extra)
+                    .map_err(|e| anyhow!("open {:?}: {e}", m.dest))?
+            }
+            Err(Errno::ELOOP) => bail!("{:?} is a symlink: refusing to mount {} there", m.dest, m.typ),
+            Err(e) => bail!("open {:?} in the rootfs: {e}", m.dest),
+        };
+        if strict {
+            check_plain_dir(&target, &m.dest)?;
+        }
+        let data = (!m.data.is_empty()).then_some(m.data.as_str());
+        let flags = m.flags - MsFlags::MS_REC;
+        let r = sys_mount(Some(&m.source), &fd_path(&target), Some(&m.typ), flags, data);
+        match (r, data) {
+            (Err(Errno::EINVAL), Some(d)) if m.typ == "devpts" && d.contains("gid=") && s.userns => {
+                // In a user namespace gid 5 may be unmapped: runc retries without gid=.
+                let d: Vec<&str> = d.split(',').filter(|o| !o.starts_with("gid=")).collect();
+                sys_mount(Some(&m.source), &fd_path(&target), Some(&m.typ), flags, Some(&d.join(",")))
+                    .map_err(|e| anyhow!("mount {}: {e}", m.typ))?;
+            }
+            (r, _) => r.map_err(|e| anyhow!("mount {}: {e}", m.typ))?,
+        }
+    }
+    for p in &m.propagation {
+        let fd = open_in_root(root, &m.dest, libc::O_PATH, 0).map_err(|e| anyhow!("reopen: {e}"))?;
+        sys_mount(None, &fd_path(&fd), None, *p, None).map_err(|e| anyhow!("set propagation {p:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The mount point is a real directory of the rootfs (not something a link redirected).
+fn check_plain_dir(fd: &OwnedFd, dest: &str) -> Result<()> {
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| anyhow!("stat {dest:?}: {e}"))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+        bail!("{dest:?} is not a directory");
+    }
+    Ok(())
+}
+
+/// `/sys/fs/cgroup` inside: the container's own cgroups. With a cgroup namespace the real
+/// filesystems are mounted (they show the namespace root); without one, the container's
+/// cgroup dirs are bound from the host.
+fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
+    let Some(cg) = s.cgroup else {
+        bail!("a cgroup mount needs the container's cgroup (none was set up)");
+    };
+    let flags = m.flags - MsFlags::MS_REC - MsFlags::MS_RDONLY;
+    let ro = m.flags.contains(MsFlags::MS_RDONLY);
+    let target = mkdir_all(root, &m.dest, 0o755)?;
+    if cg.is_v2() {
+        let h = &cg.hierarchies[0];
+        if s.cgroupns {
+            sys_mount(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), m.flags - MsFlags::MS_REC, None)
+                .map_err(|e| anyhow!("mount cgroup2: {e}"))?;
+        } else {
+            sys_mount(Some(&h.dir.to_string_lossy()), &fd_path(&target), None, MsFlags::MS_BIND, None)
+                .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
+            remount_bind(root, &m.dest, flags | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() })?;
+        }
+        return Ok(());
+    }
+    sys_mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), flags, Some("mode=755"))
+        .map_err(|e| anyhow!("mount tmpfs for cgroups: {e}"))?;
+    for h in cg.hierarchies.iter().filter(|h| !h.unified) {
+        let dest = format!("{}/{}", m.dest, h.name);
+        let t = mkdir_all(root, &dest, 0o755)?;
+        if s.cgroupns {
+            let data = h.options.clone();
+            let mf = flags | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+            sys_mount(Some("cgroup"), &fd_path(&t), Some("cgroup"), mf, Some(&data))
+                .map_err(|e| anyhow!("mount cgroup {}: {e}", h.name))?;
+        } else {
+            sys_mount(Some(&h.dir.to_string_lossy()), &fd_path(&t), None, MsFlags::MS_BIND, None)
+                .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
+            remount_bind(root, &dest, flags | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() })?;
+        }
+        // "cpu,cpuacct" mounted together: also reachable as cpu and cpuacct.
+        if h.name.contains(',') {
+            let dir = open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+            for part in h.name.split(',') {
+                let _ = nix::unistd::symlinkat(h.name.as_str(), Some(dir.as_raw_fd()), part);
+            }
+        }
+    }
+    if ro {
+        remount_bind(root, &m.dest, flags | MsFlags::MS_RDONLY)?;
+    }
+    Ok(())
+}
+
+const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+/// Default devices, linux.devices, and the /dev links. Skipped for a /dev bound from the host.
+pub fn setup_dev(root: &OwnedFd, s: &Setup) -> Result<()> {
+    if s.mounts.iter().any(|m| m.dest == "/dev" && m.bind) {
+        return Ok(());
+    }
+    let dev = match open_in_root(root, "/dev", libc::O_PATH | libc::O_DIRECTORY, RESOLVE_NO_SYMLINKS) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => mkdir_all(root, "/dev", 0o755)?,
+        Err(Errno::ELOOP | Errno::ENOTDIR) => bail!("the rootfs's /dev is a symlink or not a directory: refusing it"),
+        Err(e) => bail!("open /dev in the rootfs: {e}"),
+    };
+    let old = nix::sys::stat::umask(Mode::empty());
+    let mut res = Ok(());
+    for (path, major, minor) in DEFAULT_DEVICES {
+        if s.devices.iter().any(|d| d.path == *path) {
+            continue;
+        }
+        let d = DevicePlan {
+            index: usize::MAX,
+            path: path.to_string(),
+            kind: SFlag::S_IFCHR,
+            major: *major,
+            minor: *minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        };
+        res = res.and_then(|_| make_device(root, &d, s.userns));
+    }
+    for d in s.devices {
+        res = res.and_then(|_| {
+            make_device(root, d, s.userns).with_context(|| format!("linux.devices[{}] {:?}", d.index, d.path))
+        });
+    }
+    nix::sys::stat::umask(old);
+    res?;
+    let links = [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+        ("/proc/kcore", "core"),
+    ];
+    for (target, name) in links {
+        match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => bail!("symlink /dev/{name} -> {target}: {e}"),
+        }
+    }
+    // /dev/ptmx is the devpts instance's ptmx.
+    let _ = nix::unistd::unlinkat(Some(dev.as_raw_fd()), "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx").map_err(|e| anyhow!("symlink /dev/ptmx: {e}"))?;
+    Ok(())
+}
+
+fn make_device(root: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
+    let p = Path::new(&d.path);
+    let parent = p.parent().map(|x| x.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
+    let name = p.file_name().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = mkdir_all(root, &parent, 0o755)?;
+    match nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => bail!("remove old {}: {e}", d.path),
+    }
+    if userns {
+        // mknod is not allowed in a user namespace: bind the host's node instead.
+        let f = open_in_root(root, &d.path, libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW, 0)
+            .map_err(|e| anyhow!("create {}: {e}", d.path))?;
+        drop(f);
+        let t = open_in_root(root, &d.path, libc::O_PATH, RESOLVE_NO_SYMLINKS)?;
+        return sys_mount(Some(&d.path), &fd_path(&t), None, MsFlags::MS_BIND, None)
+            .map_err(|e| anyhow!("bind host {}: {e}", d.path));
+    }
+    let dev = libc::makedev(d.major as u32, d.minor as u32);
+    nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name.as_str(), d.kind, Mode::from_bits_truncate(d.mode), dev)
+        .map_err(|e| anyhow!("mknod {}: {e}", d.path))?;
+    let fd = open_in_root(root, &d.path, libc::O_PATH, RESOLVE_NO_SYMLINKS)?;
+    nix::unistd::fchownat(
+        Some(fd.as_raw_fd()),
+        "",
+        Some(nix::unistd::Uid::from_raw(d.uid)),
+        Some(nix::unistd::Gid::from_raw(d.gid)),
+        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+    )
+    .map_err(|e| anyhow!("chown {}: {e}", d.path))?;
+    Ok(())
+}
+
+/// The container's /dev/null, verified to be the real char device 1:3 and not a link.
+fn verified_dev_null(root: &OwnedFd) -> Result<OwnedFd> {
+    let fd = open_in_root(root, "/dev/null", libc::O_PATH, RESOLVE_NO_SYMLINKS)
+        .map_err(|e| anyhow!("open the container's /dev/null: {e}"))?;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+    let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_chr || libc::major(st.st_rdev) != 1 || libc::minor(st.st_rdev) != 3 {
+        bail!("the container's /dev/null is not the null device: refusing to use it");
+    }
+    Ok(fd)
+}
+
+/// maskedPaths: /dev/null over files, an empty read-only tmpfs over directories.
+pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
+    let mut null = None;
+    for (i, p) in paths.iter().enumerate() {
+        let fd = match open_in_root(root, p, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => bail!("linux.maskedPaths[{i}] {p:?}: open: {e}"),
+        };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        let r = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            sys_mount(Some("tmpfs"), &fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None)
+        } else {
+            if null.is_none() {
+                null = Some(verified_dev_null(root)?);
+            }
+            let n = null.as_ref().expect("set above");
+            sys_mount(Some(&fd_path(n)), &fd_path(&fd), None, MsFlags::MS_BIND, None)
+        };
+        r.map_err(|e| anyhow!("linux.maskedPaths[{i}] {p:?}: mount: {e}"))?;
+    }
+    Ok(())
+}
+
+/// readonlyPaths: bind each onto itself, then remount read-only.
+pub fn readonly_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
+    for (i, p) in paths.iter().enumerate() {
+        let fd = match open_in_root(root, p, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => bail!("linux.readonlyPaths[{i}] {p:?}: open: {e}"),
+        };
+        sys_mount(Some(&fd_path(&fd)), &fd_path(&fd), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
+            .map_err(|e| anyhow!("linux.readonlyPaths[{i}] {p:?}: bind: {e}"))?;
+        remount_bind(root, p, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+            .with_context(|| format!("linux.readonlyPaths[{i}]"))?;
+    }
+    Ok(())
+}
+
+/// root.readonly: remount the rootfs bind read-only.
+pub fn readonly_root(root: &OwnedFd) -> Result<()> {
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(root);
+    sys_mount(None, &fd_path(root), None, flags, None).map_err(|e| anyhow!("remount the rootfs read-only (root.readonly): {e}"))
+}
+
+/// pivot_root into the rootfs and detach the old root; or MS_MOVE + chroot with --no-pivot.
+pub fn enter_root(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs).map_err(|e| anyhow!("chdir {}: {e}", rootfs.display()))?;
+        sys_mount(Some("."), "/", None, MsFlags::MS_MOVE, None).map_err(|e| anyhow!("move the rootfs to / (--no-pivot): {e}"))?;
+        nix::unistd::chroot(".").map_err(|e| anyhow!("chroot (--no-pivot): {e}"))?;
+    } else {
+        nix::unistd::fchdir(root.as_raw_fd()).map_err(|e| anyhow!("chdir to the rootfs: {e}"))?;
+        nix::unistd::pivot_root(".", ".").map_err(|e| anyhow!("pivot_root {}: {e}", rootfs.display()))?;
+        // The old root is stacked under the new one: keep its unmount from reaching the host.
+        sys_mount(None, ".", None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| anyhow!("make the old root a slave: {e}"))?;
+        umount2(".", MntFlags::MNT_DETACH).map_err(|e| anyhow!("detach the old root: {e}"))?;
+    }
+    nix::unistd::chdir("/").map_err(|e| anyhow!("chdir /: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp(json: &str) -> Result<MountPlan> {
+        let m: oci_spec::runtime::Mount = serde_json::from_str(json).unwrap();
+        MountPlan::from_spec(0, &m, Path::new("/bundle"))
+    }
+
+    #[test]
+    fn options_split_into_flags_and_data() {
+        let m = mp(r#"{"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]}"#).unwrap();
+        assert_eq!(m.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
+        assert_eq!(m.data, "mode=1777,size=65536k");
+        assert!(!m.bind);
+    }
+
+    #[test]
+    fn bind_forms() {
+        let m = mp(r#"{"destination":"/data","type":"none","source":"data","options":["rbind","ro","rprivate"]}"#).unwrap();
+        assert!(m.bind);
+        assert_eq!(m.source, "/bundle/data");
+        assert_eq!(m.flags, MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert_eq!(m.propagation, vec![MsFlags::MS_PRIVATE | MsFlags::MS_REC]);
+        let m = mp(r#"{"destination":"/x/../y","type":"bind","source":"/h"}"#).unwrap();
+        assert_eq!(m.dest, "/y");
+    }
+
+    #[test]
+    fn bad_mounts() {
+        assert!(mp(r#"{"destination":"rel","type":"tmpfs"}"#).unwrap_err().to_string().contains("mounts[0].destination"));
+        assert!(mp(r#"{"destination":"/x","type":"bind"}"#).unwrap_err().to_string().contains("source"));
+        assert!(mp(r#"{"destination":"/","type":"tmpfs"}"#).is_err());
+    }
+
+    #[test]
+    fn rw_clears_ro() {
+        let m = mp(r#"{"destination":"/t","type":"tmpfs","options":["ro","rw"]}"#).unwrap();
+        assert!(!m.flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn clean_paths() {
+        assert_eq!(clean("/a//b/./c/"), "/a/b/c");
+        assert_eq!(clean("/../../etc"), "/etc");
+        assert_eq!(clean("/"), "/");
+    }
+
+    #[test]
+    fn in_root_resolution_stays_inside() {
+        let dir = std::env::temp_dir().join(format!("rrun-rootfs-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("r")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("r/evil")).unwrap();
+        let root = sys::openat2(libc::AT_FDCWD, dir.join("r").to_str().unwrap(), libc::O_PATH | libc::O_DIRECTORY, 0, 0).unwrap();
+        mkdir_all(&root, "/evil/sub", 0o755).unwrap();
+        assert!(dir.join("r/etc/sub").is_dir(), "created inside the rootfs");
+        assert!(!Path::new("/etc/sub").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,466 @@
+//! Load and validate `config.json` into a `Plan`: pure data decided before the first side
+//! effect. A bad config fails here, with its JSON path in the message, and leaves nothing behind.
+
+use crate::caps::CapPlan;
+use crate::namespaces::NsPlan;
+use crate::rootfs::{DevicePlan, MountPlan};
+use anyhow::{Context, Result, anyhow, bail};
+use oci_spec::runtime::{LinuxIdMapping, PosixRlimitType, Spec};
+use std::path::{Path, PathBuf};
+
+pub const OCI_VERSION: &str = "1.2.0";
+
+/// Everything init needs to set up the process: pure data.
+#[derive(Debug, Clone)]
+pub struct ProcPlan {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub umask: Option<u32>,
+    /// (resource, soft, hard, config index)
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64, usize)>,
+    pub no_new_privileges: bool,
+    pub oom_score_adj: Option<i32>,
+    pub caps: Option<CapPlan>,
+    pub terminal: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub oci_version: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub root_readonly: bool,
+    /// MS_* propagation for `/` (rootfsPropagation), applied with MS_REC.
+    pub root_propagation: Option<nix::mount::MsFlags>,
+    pub ns: NsPlan,
+    pub uid_map: Option<String>,
+    pub gid_map: Option<String>,
+    pub time_offsets: Option<String>,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub mounts: Vec<MountPlan>,
+    pub devices: Vec<DevicePlan>,
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
+    pub sysctl: Vec<(String, String)>,
+    pub process: ProcPlan,
+    pub cgroups_path: Option<String>,
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Decode JSON into a typed value, with the JSON path of the first error.
+pub fn decode<T: serde::de::DeserializeOwned>(what: &str, data: &[u8]) -> Result<T> {
+    let de = &mut serde_json::Deserializer::from_slice(data);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return anyhow!("{what}: invalid JSON: {inner}");
+        }
+        let mut msg = inner.to_string();
+        // serde says "unknown variant `nett`, expected one of ..." — say what the field is.
+        if let Some(rest) = msg.strip_prefix("unknown variant `") {
+            let name = rest.split('`').next().unwrap_or_default().to_string();
+            if path.starts_with("linux.namespaces") {
+                msg = format!("unknown namespace {name:?}");
+            } else if path.contains("capabilities") {
+                msg = format!("unknown capability {name:?}");
+            } else if path.contains("rlimits") {
+                msg = format!("unknown rlimit {name:?}");
+            }
+        }
+        // Drop serde's "at line L column C" when we have a path.
+        if let Some(i) = msg.find(" at line ") {
+            msg.truncate(i);
+        }
+        if path == "." {
+            anyhow!("{what}: {msg}")
+        } else {
+            anyhow!("{what}: {path}: {msg}")
+        }
+    })
+}
+
+pub fn read_spec(bundle: &Path) -> Result<Spec> {
+    let p = bundle.join("config.json");
+    let data = std::fs::read(&p).map_err(|e| anyhow!("read {}: {}", p.display(), crate::sys::io_errno(&e)))?;
+    decode("config.json", &data)
+}
+
+/// Load `<bundle>/config.json` and build the plan.
+pub fn load(bundle: &Path) -> Result<Plan> {
+    let bundle = std::path::absolute(bundle)
+        .with_context(|| format!("bundle {}", bundle.display()))?;
+    let spec = read_spec(&bundle)?;
+    plan(&bundle, spec)
+}
+
+fn cfg_err(path: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("config.json: {path}: {msg}")
+}
+
+fn id_map(m: &[LinuxIdMapping]) -> String {
+    m.iter()
+        .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+        .collect()
+}
+
+pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: root: missing"))?;
+    if root.path().as_os_str().is_empty() {
+        bail!(cfg_err("root.path", "empty"));
+    }
+    let rootfs = bundle.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs).map_err(|e| {
+        cfg_err(
+            "root.path",
+            format!("rootfs {}: {}", rootfs.display(), crate::sys::io_errno(&e)),
+        )
+    })?;
+    if !rootfs.is_dir() {
+        bail!(cfg_err("root.path", format!("{} is not a directory", rootfs.display())));
+    }
+    let linux = spec
+        .linux()
+        .clone()
+        .ok_or_else(|| anyhow!("config.json: linux: missing (rrun runs Linux containers)"))?;
+    let ns = NsPlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| anyhow!("config.json: process: missing"))?;
+    let process = proc_plan(process, "process")?;
+
+    // User namespace maps are written by the parent; a new userns without maps is useless.
+    let new_user = ns.new.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
+    let (mut uid_map, mut gid_map) = (None, None);
+    if new_user {
+        let u = linux.uid_mappings().as_deref().unwrap_or_default();
+        let g = linux.gid_mappings().as_deref().unwrap_or_default();
+        if u.is_empty() {
+            bail!(cfg_err("linux.uidMappings", "a new user namespace needs uid mappings"));
+        }
+        if g.is_empty() {
+            bail!(cfg_err("linux.gidMappings", "a new user namespace needs gid mappings"));
+        }
+        uid_map = Some(id_map(u));
+        gid_map = Some(id_map(g));
+    } else if linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+    {
+        bail!(cfg_err(
+            "linux.uidMappings",
+            "id mappings need a new user namespace in linux.namespaces"
+        ));
+    }
+
+    let time_offsets = match linux.time_offsets() {
+        Some(t) if !t.is_empty() => {
+            if !ns.new.contains(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
+                bail!(cfg_err("linux.timeOffsets", "needs a new time namespace in linux.namespaces"));
+            }
+            let mut s = String::new();
+            for (clock, off) in t {
+                let name = match clock.as_str() {
+                    "monotonic" => "monotonic",
+                    "boottime" => "boottime",
+                    other => bail!(cfg_err(
+                        &format!("linux.timeOffsets.{other}"),
+                        "unknown clock (monotonic or boottime)"
+                    )),
+                };
+                s.push_str(&format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+            }
+            Some(s)
+        }
+        _ => None,
+    };
+
+    let has = |f: nix::sched::CloneFlags| ns.new.contains(f) || ns.join.iter().any(|j| j.flag == f);
+    if !has(nix::sched::CloneFlags::CLONE_NEWNS) {
+        bail!(cfg_err(
+            "linux.namespaces",
+            "a mount namespace is required (rrun never changes the host's mounts)"
+        ));
+    }
+    let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    if hostname.is_some() && !has(nix::sched::CloneFlags::CLONE_NEWUTS) {
+        bail!(cfg_err("hostname", "setting a hostname needs a new uts namespace"));
+    }
+    let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
+    if domainname.is_some() && !has(nix::sched::CloneFlags::CLONE_NEWUTS) {
+        bail!(cfg_err("domainname", "setting a domainname needs a new uts namespace"));
+    }
+
+    let mounts = spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MountPlan::from_spec(i, m, bundle))
+        .collect::<Result<Vec<_>>>()?;
+    let devices = linux
+        .devices()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DevicePlan::from_spec(i, d))
+        .collect::<Result<Vec<_>>>()?;
+
+    let root_propagation = match linux.rootfs_propagation().as_deref() {
+        None | Some("") => None,
+        Some(p) => Some(
+            crate::rootfs::propagation_flag(p)
+                .ok_or_else(|| cfg_err("linux.rootfsPropagation", format!("unknown propagation {p:?}")))?,
+        ),
+    };
+
+    let mut sysctl: Vec<(String, String)> = linux
+        .sysctl()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    sysctl.sort();
+    for (k, _) in &sysctl {
+        crate::sysctl::check(k, &ns).map_err(|e| cfg_err(&format!("linux.sysctl.{k}"), e))?;
+    }
+
+    let check_abs = |field: &str, list: &[String]| -> Result<()> {
+        for (i, p) in list.iter().enumerate() {
+            if !p.starts_with('/') {
+                bail!(cfg_err(&format!("{field}[{i}]"), format!("{p:?} is not an absolute path")));
+            }
+        }
+        Ok(())
+    };
+    let masked = linux.masked_paths().clone().unwrap_or_default();
+    check_abs("linux.maskedPaths", &masked)?;
+    let readonly = linux.readonly_paths().clone().unwrap_or_default();
+    check_abs("linux.readonlyPaths", &readonly)?;
+
+    Ok(Plan {
+        oci_version: spec.version().clone(),
+        bundle: bundle.to_path_buf(),
+        rootfs,
+        root_readonly: root.readonly().unwrap_or(false),
+        root_propagation,
+        ns,
+        uid_map,
+        gid_map,
+        time_offsets,
+        hostname,
+        domainname,
+        mounts,
+        devices,
+        masked,
+        readonly,
+        sysctl,
+        process,
+        cgroups_path: linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned()),
+        resources: linux.resources().clone(),
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    })
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    use PosixRlimitType::*;
+    match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+/// Validate `process` (of config.json, or of an exec process.json) into a ProcPlan.
+pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan> {
+    let args = p.args().clone().unwrap_or_default();
+    if args.is_empty() || args[0].is_empty() {
+        bail!(cfg_err(&format!("{field}.args"), "must name the program to run"));
+    }
+    let cwd = p.cwd().to_string_lossy().into_owned();
+    if !cwd.starts_with('/') {
+        bail!(cfg_err(&format!("{field}.cwd"), format!("{cwd:?} is not an absolute path")));
+    }
+    let env = p.env().clone().unwrap_or_default();
+    for (i, e) in env.iter().enumerate() {
+        if !e.contains('=') || e.contains('\0') {
+            bail!(cfg_err(&format!("{field}.env[{i}]"), format!("{e:?} is not KEY=VALUE")));
+        }
+    }
+    let mut rlimits = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in p.rlimits().as_deref().unwrap_or_default().iter().enumerate() {
+        if !seen.insert(rlimit_resource(r.typ())) {
+            bail!(cfg_err(&format!("{field}.rlimits[{i}].type"), format!("duplicate rlimit {:?}", r.typ())));
+        }
+        if r.soft() > r.hard() {
+            bail!(cfg_err(
+                &format!("{field}.rlimits[{i}]"),
+                format!("soft limit {} is above the hard limit {}", r.soft(), r.hard())
+            ));
+        }
+        rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard(), i));
+    }
+    let user = p.user();
+    let caps = match p.capabilities() {
+        Some(c) => Some(CapPlan::from_spec(c).map_err(|e| cfg_err(&format!("{field}.capabilities"), e))?),
+        None => None,
+    };
+    Ok(ProcPlan {
+        args,
+        env,
+        cwd,
+        uid: user.uid(),
+        gid: user.gid(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        rlimits,
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        oom_score_adj: p.oom_score_adj(),
+        caps,
+        terminal: p.terminal().unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn base() -> serde_json::Value {
+        serde_json::from_str(include_str!("../bundles/busybox/config.json")).unwrap()
+    }
+
+    fn plan_of(v: &serde_json::Value) -> Result<Plan> {
+        let spec: Spec = decode("config.json", v.to_string().as_bytes())?;
+        plan(Path::new("/"), spec)
+    }
+
+    fn with_root(mut v: serde_json::Value) -> serde_json::Value {
+        v["root"]["path"] = "/".into();
+        v
+    }
+
+    #[test]
+    fn busybox_config_plans() {
+        let p = plan_of(&with_root(base())).unwrap();
+        assert_eq!(p.process.args[0], "sh");
+        assert_eq!(p.mounts.len(), 7);
+        assert!(p.root_readonly);
+        assert_eq!(p.hostname.as_deref(), Some("rrun"));
+        assert_eq!(p.process.rlimits, vec![(libc::RLIMIT_NOFILE, 1024, 1024, 0)]);
+        assert!(p.process.no_new_privileges);
+    }
+
+    #[test]
+    fn unknown_namespace_names_its_path() {
+        let mut v = with_root(base());
+        v["linux"]["namespaces"][2]["type"] = "nett".into();
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert_eq!(e, "config.json: linux.namespaces[2].type: unknown namespace \"nett\"");
+    }
+
+    #[test]
+    fn duplicate_namespace() {
+        let mut v = with_root(base());
+        v["linux"]["namespaces"][1]["type"] = "pid".into();
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("linux.namespaces[1]") && e.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn invalid_json() {
+        let e = decode::<Spec>("config.json", b"{\"ociVersion\": ").unwrap_err().to_string();
+        assert!(e.starts_with("config.json: invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn relative_mount_destination() {
+        let mut v = with_root(base());
+        v["mounts"][3]["destination"] = "dev/shm".into();
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("mounts[3].destination"), "{e}");
+    }
+
+    #[test]
+    fn missing_rootfs() {
+        let mut v = base();
+        v["root"]["path"] = "/nonexistent-rootfs-xyz".into();
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("root.path") && e.contains("ENOENT"), "{e}");
+    }
+
+    #[test]
+    fn unknown_capability() {
+        let mut v = with_root(base());
+        v["process"]["capabilities"]["bounding"][1] = "CAP_NOPE".into();
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("process.capabilities.bounding[1]"), "{e}");
+    }
+
+    #[test]
+    fn rlimit_checks() {
+        let mut v = with_root(base());
+        v["process"]["rlimits"][0]["soft"] = 4096.into();
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("process.rlimits[0]") && e.contains("above"), "{e}");
+    }
+
+    #[test]
+    fn user_ns_needs_maps() {
+        let mut v = with_root(base());
+        v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("linux.uidMappings"), "{e}");
+        v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        let p = plan_of(&v).unwrap();
+        assert_eq!(p.uid_map.as_deref(), Some("0 1000 10\n"));
+    }
+
+    #[test]
+    fn hostname_needs_uts() {
+        let mut v = with_root(base());
+        v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "uts");
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("hostname"), "{e}");
+    }
+
+    #[test]
+    fn time_offsets_need_timens() {
+        let mut v = with_root(base());
+        v["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 10, "nanosecs": 0}});
+        assert!(plan_of(&v).unwrap_err().to_string().contains("linux.timeOffsets"));
+        v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "time"}));
+        assert_eq!(plan_of(&v).unwrap().time_offsets.as_deref(), Some("monotonic 10 0\n"));
+    }
+}

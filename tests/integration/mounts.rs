@@ -1,0 +1,161 @@
+//! Mounts: tmpfs options, bind mounts, read-only and read-write rootfs,
+//! default devices, masked and read-only paths.
+//!
+//! Tests that use the shared rootfs only mount on directories that already
+//! exist in it (/mnt, /home): a runtime creates missing mount points in the
+//! rootfs before making it read-only, which would modify the shared bundle.
+
+use std::fs;
+
+use serde_json::json;
+
+use crate::common::*;
+
+/// The /proc/self/mounts line whose mount point is `mp`.
+fn mount_line<'a>(out: &'a Out, mp: &str) -> &'a str {
+    out.stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(mp))
+        .unwrap_or_else(|| panic!("no mount at {mp}:\n{out}"))
+}
+
+#[test]
+fn tmpfs_size_and_mode() {
+    let env = test_env!();
+    let out = env.sh_ok(
+        "stat -c %a /mnt; df -k /mnt | tail -n 1; cat /proc/self/mounts",
+        |s| {
+            add_mount(
+                s,
+                json!({
+                    "destination": "/mnt",
+                    "type": "tmpfs",
+                    "source": "tmpfs",
+                    "options": ["nosuid", "nodev", "size=2m", "mode=1750"],
+                }),
+            );
+        },
+    );
+    let lines = out.lines();
+    assert_eq!(lines[0], "1750", "{out}");
+    let df: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(df[1], "2048", "df 1K-blocks:\n{out}");
+    let line = mount_line(&out, "/mnt");
+    let opts: Vec<&str> = line.split_whitespace().nth(3).unwrap().split(',').collect();
+    assert!(line.starts_with("tmpfs "), "{line}");
+    for want in ["rw", "nosuid", "nodev", "size=2048k", "mode=1750"] {
+        assert!(opts.contains(&want), "{want} missing in {line}");
+    }
+}
+
+#[test]
+fn readonly_bind_of_host_dir() {
+    let env = test_env!();
+    let ro = env.host_dir("ro-src");
+    let rw = env.host_dir("rw-src");
+    fs::write(ro.join("hello"), "from host\n").unwrap();
+    let out = env.run_capture(
+        &[
+            "sh",
+            "-c",
+            "cat /mnt/hello; touch /mnt/new; echo ro=$?; echo data > /home/new; echo rw=$?",
+        ],
+        |s| {
+            add_mount(s, bind_mount(&ro, "/mnt", &["rbind", "ro"]));
+            add_mount(s, bind_mount(&rw, "/home", &["rbind", "rw"]));
+        },
+    );
+    out.ok();
+    assert_eq!(
+        out.lines(),
+        vec!["from host", "ro=1", "rw=0"],
+        "{out}"
+    );
+    assert!(out.stderr.contains("Read-only file system"), "{out}");
+    assert!(!ro.join("new").exists(), "write went through a ro bind");
+    assert_eq!(fs::read_to_string(rw.join("new")).unwrap(), "data\n");
+    assert_eq!(
+        fs::read_dir(&ro).unwrap().count(),
+        1,
+        "read-only source dir changed"
+    );
+}
+
+#[test]
+fn readonly_rootfs_rejects_writes() {
+    let env = test_env!();
+    let name = format!("it-ro-{}", std::process::id());
+    let out = env.run_capture(
+        &["sh", "-c", &format!("touch /{name}; echo rc=$?")],
+        |s| set(s, "/root/readonly", json!(true)),
+    );
+    out.ok();
+    let leaked = shared_rootfs().join(&name);
+    if leaked.exists() {
+        let _ = fs::remove_file(&leaked);
+        panic!("wrote {} through a read-only rootfs", leaked.display());
+    }
+    assert_eq!(out.lines(), vec!["rc=1"], "{out}");
+    assert!(out.stderr.contains("Read-only file system"), "{out}");
+}
+
+#[test]
+fn readwrite_rootfs_accepts_writes() {
+    let env = test_env!();
+    let rootfs = env.copy_rootfs();
+    let out = env.sh_ok("echo written > /it-file && cat /it-file", |s| {
+        set(s, "/root/path", json!(rootfs.to_str().unwrap()));
+        set(s, "/root/readonly", json!(false));
+    });
+    assert_eq!(out.stdout, "written\n", "{out}");
+    assert_eq!(
+        fs::read_to_string(rootfs.join("it-file")).unwrap(),
+        "written\n"
+    );
+}
+
+/// The runtime-spec's default devices (config-linux.md, "Default Devices").
+#[test]
+fn default_devices_present() {
+    let env = test_env!();
+    let script = "for d in null zero full random urandom tty; do \
+                  if [ -c /dev/$d ]; then echo $d ok; else echo $d missing; fi; done; \
+                  echo x > /dev/null && echo write-null ok; \
+                  head -c 4 /dev/zero | wc -c; \
+                  [ -e /dev/ptmx ] && echo ptmx ok; \
+                  for l in fd stdin stdout stderr; do readlink /dev/$l; done";
+    let out = env.sh_ok(script, |_| {});
+    assert_eq!(
+        out.lines(),
+        vec![
+            "null ok",
+            "zero ok",
+            "full ok",
+            "random ok",
+            "urandom ok",
+            "tty ok",
+            "write-null ok",
+            "4",
+            "ptmx ok",
+            "/proc/self/fd",
+            "/proc/self/fd/0",
+            "/proc/self/fd/1",
+            "/proc/self/fd/2",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let env = test_env!();
+    // /proc/kcore (a file) and /proc/acpi (a directory, if the kernel has
+    // it) are masked; /proc/sys is read-only. The domainname sysctl is mode
+    // 0644, so only the read-only mount stops root from writing it.
+    let script = "wc -c < /proc/kcore; ls -A /proc/acpi 2>/dev/null | wc -l; \
+                  echo it > /proc/sys/kernel/domainname; echo rc=$?; \
+                  grep ' /proc/sys ' /proc/self/mounts | cut -d' ' -f4 | cut -d, -f1";
+    let out = env.sh_ok(script, |_| {});
+    assert_eq!(out.lines(), vec!["0", "0", "rc=1", "ro"], "{out}");
+    assert!(out.stderr.contains("Read-only file system"), "{out}");
+}

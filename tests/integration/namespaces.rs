@@ -1,0 +1,197 @@
+//! Namespaces, observed from inside the container and from the host.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+#[test]
+fn pid_namespace_init_is_pid_1() {
+    let env = test_env!();
+    let out = env.sh_ok("echo $$; ls -d /proc/[0-9]* | wc -l", |_| {});
+    let lines = out.lines();
+    assert_eq!(lines[0], "1", "{out}");
+    // /proc belongs to the new pid namespace: only the container's few
+    // processes are visible.
+    let n: usize = lines[1].parse().unwrap();
+    assert!(n < 10, "{n} processes visible in /proc:\n{out}");
+}
+
+#[test]
+fn uts_namespace_hostname() {
+    let env = test_env!();
+    let before = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = env.sh_ok("hostname; cat /proc/sys/kernel/hostname", |s| {
+        set(s, "/hostname", json!("it-uts-host"));
+    });
+    assert_eq!(out.lines(), vec!["it-uts-host", "it-uts-host"], "{out}");
+    let after = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(before, after, "host hostname changed");
+}
+
+#[test]
+fn new_network_namespace_has_only_lo() {
+    let env = test_env!();
+    let out = env.sh_ok(
+        "ls /sys/class/net; echo --; tail -n +3 /proc/net/dev | cut -d: -f1",
+        |_| {},
+    );
+    assert_eq!(out.lines(), vec!["lo", "--", "lo"], "{out}");
+}
+
+/// Namespaces listed in the config are new; the others are inherited from
+/// the runtime (runtime-spec: "If a namespace type is not specified in the
+/// namespaces array, the container MUST inherit the runtime namespace of
+/// that type").
+#[test]
+fn namespaces_new_or_inherited_per_config() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_ok(&spec);
+    let pid = env.init_pid();
+    let ns = |who: &str, name: &str| {
+        fs::read_link(format!("/proc/{who}/ns/{name}"))
+            .unwrap_or_else(|e| panic!("/proc/{who}/ns/{name}: {e}"))
+    };
+    let me = std::process::id().to_string();
+    let pid = pid.to_string();
+    for name in ["pid", "net", "ipc", "uts", "mnt"] {
+        assert_ne!(ns(&me, name), ns(&pid, name), "{name} namespace not new");
+    }
+    for name in ["user", "cgroup", "time"] {
+        if Path::new(&format!("/proc/self/ns/{name}")).exists() {
+            assert_eq!(ns(&me, name), ns(&pid, name), "{name} namespace changed");
+        }
+    }
+}
+
+#[test]
+fn user_namespace_mappings() {
+    let env = test_env!();
+    let out = env.sh_ok(
+        "cat /proc/self/uid_map; cat /proc/self/gid_map; id -u; id -g",
+        |s| {
+            add_namespace(s, json!({"type": "user"}));
+            let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            set(s, "/linux/uidMappings", map.clone());
+            set(s, "/linux/gidMappings", map);
+            // Mounting cgroupfs from inside a user namespace is runtime- and
+            // cgroup-version-specific (it needs a cgroup namespace for v2,
+            // runc bind-mounts the v1 hierarchies); it is not what this test
+            // is about.
+            remove_mount(s, "/sys/fs/cgroup");
+        },
+    );
+    let lines: Vec<String> = out
+        .lines()
+        .iter()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        vec!["0 100000 65536", "0 100000 65536", "0", "0"],
+        "{out}"
+    );
+}
+
+#[test]
+fn time_namespace_offsets() {
+    let env = test_env!();
+    // runc 1.1 predates time namespace support (added in runc 1.2); a runtime
+    // that says so in its `features` document is skipped, any other runtime
+    // must honour linux.timeOffsets.
+    if let Some(ns) = runtime_features()
+        .as_ref()
+        .and_then(|f| f.pointer("/linux/namespaces"))
+        .and_then(Value::as_array)
+    {
+        if !ns.iter().any(|n| n == "time") {
+            eprintln!(
+                "SKIPPED {}: the runtime's `features` does not list the time namespace",
+                env.name
+            );
+            return;
+        }
+    }
+    let ten_days: u64 = 86400 * 10;
+    let host_uptime = uptime(&fs::read_to_string("/proc/uptime").unwrap());
+    let out = env.sh_ok("cat /proc/uptime; cat /proc/self/timens_offsets", |s| {
+        add_namespace(s, json!({"type": "time"}));
+        let off = json!({"secs": ten_days, "nanosecs": 0});
+        set(
+            s,
+            "/linux/timeOffsets",
+            json!({"monotonic": off, "boottime": off}),
+        );
+    });
+    let inside = uptime(&out.stdout);
+    assert!(
+        inside >= host_uptime + ten_days as f64,
+        "uptime inside {inside}, host {host_uptime}:\n{out}"
+    );
+    for clock in ["monotonic", "boottime"] {
+        assert!(
+            out.lines().iter().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 3 && f[0] == clock && f[1] == ten_days.to_string()
+            }),
+            "no {clock} offset in timens_offsets:\n{out}"
+        );
+    }
+}
+
+fn uptime(text: &str) -> f64 {
+    text.split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse uptime from {text:?}"))
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        host("ip", &["netns", "add", &name]);
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run_cmd(
+            Command::new("ip").args(["netns", "del", &self.0]),
+            CMD_TIMEOUT,
+        );
+    }
+}
+
+#[test]
+fn join_existing_network_namespace() {
+    // Declared before the TestEnv so it is dropped after the container is
+    // deleted.
+    let netns = Netns::new(format!("rit-{}-join", std::process::id()));
+    let env = test_env!();
+    let name = netns.0.clone();
+    host("ip", &["-n", &name, "addr", "add", "10.231.7.1/32", "dev", "lo"]);
+    host("ip", &["-n", &name, "link", "set", "lo", "up"]);
+    let path = format!("/var/run/netns/{name}");
+    let out = env.sh_ok("ip -o addr show; echo --; ls /sys/class/net", |s| {
+        for ns in namespaces(s).iter_mut() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(path);
+            }
+        }
+    });
+    assert!(out.stdout.contains("10.231.7.1"), "{out}");
+    assert!(out.stdout.ends_with("--\nlo\n"), "{out}");
+    // The runtime must leave a joined namespace alone.
+    assert!(Path::new(&path).exists(), "{path} disappeared");
+    let after = host("ip", &["-n", &name, "-o", "addr", "show", "dev", "lo"]);
+    assert!(after.stdout.contains("10.231.7.1"), "{after}");
+    drop(env);
+}

@@ -1,0 +1,225 @@
+//! `process` fields, checked from inside the container.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::common::*;
+
+/// The value of `key:` in /proc/self/status output, whitespace-normalised.
+fn status_field(out: &Out, key: &str) -> String {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key}: line:\n{out}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn user_uid_gid_additional_gids() {
+    let env = test_env!();
+    let out = env.sh_ok("id -u; id -g; cat /proc/self/status", |s| {
+        set(
+            s,
+            "/process/user",
+            json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 65534]}),
+        );
+    });
+    let lines = out.lines();
+    assert_eq!(lines[0], "1000", "{out}");
+    assert_eq!(lines[1], "1001", "{out}");
+    assert_eq!(status_field(&out, "Uid"), "1000 1000 1000 1000", "{out}");
+    assert_eq!(status_field(&out, "Gid"), "1001 1001 1001 1001", "{out}");
+    let groups: BTreeSet<u32> = status_field(&out, "Groups")
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    // Exactly the additional gids; listing the primary gid too is harmless,
+    // anything else (e.g. the runtime's own groups) is not.
+    assert!(
+        groups.contains(&5) && groups.contains(&65534),
+        "groups {groups:?}"
+    );
+    assert!(
+        groups.iter().all(|g| [5, 65534, 1001].contains(g)),
+        "groups {groups:?}"
+    );
+}
+
+#[test]
+fn umask_from_config() {
+    let env = test_env!();
+    let out = env.sh_ok(
+        "umask; touch /dev/shm/f; mkdir /dev/shm/d; stat -c %a /dev/shm/f /dev/shm/d",
+        |s| set(s, "/process/user/umask", json!(0o027)),
+    );
+    assert_eq!(out.lines(), vec!["0027", "640", "750"], "{out}");
+}
+
+#[test]
+fn rlimit_nofile() {
+    let env = test_env!();
+    // Hard limit stays below the host's, which root cannot exceed without
+    // CAP_SYS_RESOURCE.
+    let out = env.sh_ok(
+        "ulimit -n; ulimit -Hn; grep 'Max open files' /proc/self/limits",
+        |s| {
+            set(
+                s,
+                "/process/rlimits",
+                json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}]),
+            );
+        },
+    );
+    let lines = out.lines();
+    assert_eq!(lines[0], "512", "{out}");
+    assert_eq!(lines[1], "1024", "{out}");
+    let limits: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(limits[3..5], ["512", "1024"], "{out}");
+}
+
+#[test]
+fn no_new_privileges_true() {
+    let env = test_env!();
+    let out = env.sh_ok("cat /proc/self/status", |s| {
+        set(s, "/process/noNewPrivileges", json!(true))
+    });
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1", "{out}");
+}
+
+#[test]
+fn no_new_privileges_false() {
+    let env = test_env!();
+    // Without noNewPrivileges the flag is whatever the runtime inherited
+    // (it can never be cleared); on a normal host that is 0.
+    let host = fs::read_to_string("/proc/self/status").unwrap();
+    let host = host
+        .lines()
+        .find_map(|l| l.strip_prefix("NoNewPrivs:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = env.sh_ok("cat /proc/self/status", |s| {
+        set(s, "/process/noNewPrivileges", json!(false))
+    });
+    assert_eq!(status_field(&out, "NoNewPrivs"), host, "{out}");
+}
+
+#[test]
+fn oom_score_adj_from_config() {
+    let env = test_env!();
+    // Raising is always allowed; lowering below the current value would need
+    // CAP_SYS_RESOURCE.
+    let own: i64 = fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let want = (own.max(0) + 1000) / 2;
+    let out = env.sh_ok("cat /proc/self/oom_score_adj", |s| {
+        set(s, "/process/oomScoreAdj", json!(want))
+    });
+    assert_eq!(out.lines(), vec![want.to_string()], "{out}");
+}
+
+#[test]
+fn env_is_process_env() {
+    let env = test_env!();
+    let configured = [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "FOO=bar baz",
+        "EMPTY=",
+        "WITH_EQUALS=a=b",
+    ];
+    let mut spec = env.spec();
+    let token = spec["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .find(|v| v.starts_with("RRUN_IT_TOKEN="))
+        .unwrap()
+        .to_string();
+    set(&mut spec, "/process/env", json!(configured));
+    spec["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(token));
+    // `env` itself is the container process: it prints exactly the
+    // environment the runtime set up.
+    set_args(&mut spec, &["env"]);
+    let out = env.run_spec(&spec);
+    out.ok();
+    let got: Vec<&str> = out.stdout.lines().collect();
+    for want in configured {
+        assert!(got.contains(&want), "{want:?} missing:\n{out}");
+    }
+    assert!(
+        !out.stdout.contains(LEAK_VAR),
+        "the runtime's environment leaked into the container:\n{out}"
+    );
+    // runc adds HOME (from /etc/passwd) when the config has none.
+    for line in got {
+        assert!(
+            configured.contains(&line) || line == token || line.starts_with("HOME="),
+            "unexpected variable {line:?}:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn args_passed_verbatim() {
+    let env = test_env!();
+    let out = env.run_capture(
+        &[
+            "sh",
+            "-c",
+            "for a in \"$@\"; do echo \"[$a]\"; done",
+            "argv0",
+            "a b",
+            "",
+            "c'd\"e",
+            "$HOME",
+        ],
+        |_| {},
+    );
+    out.ok();
+    assert_eq!(out.stdout, "[a b]\n[]\n[c'd\"e]\n[$HOME]\n", "{out}");
+}
+
+#[test]
+fn cwd_existing_dir() {
+    let env = test_env!();
+    let out = env.sh_ok("pwd", |s| set(s, "/process/cwd", json!("/tmp")));
+    assert_eq!(out.stdout, "/tmp\n", "{out}");
+}
+
+/// A cwd missing from the rootfs: the runtime-spec only says cwd MUST be
+/// absolute, not that it must exist. runc creates it (before making the
+/// rootfs read-only); failing with a clear error would be compliant too. It
+/// must never be created on the host.
+#[test]
+fn cwd_missing_dir() {
+    let env = test_env!();
+    let rootfs = env.copy_rootfs();
+    let top = format!("/it-cwd-{}", std::process::id());
+    let cwd = format!("{top}/sub");
+    let out = env.run_capture(&["pwd"], |s| {
+        set(s, "/root/path", json!(rootfs.to_str().unwrap()));
+        set(s, "/process/cwd", json!(cwd));
+    });
+    if out.success() {
+        assert_eq!(out.stdout, format!("{cwd}\n"), "{out}");
+    } else {
+        out.stderr_has_any(&["cwd", &cwd, "no such file"]);
+    }
+    assert!(!Path::new(&top).exists(), "{top} was created on the host");
+    assert!(
+        !shared_rootfs().join(top.trim_start_matches('/')).exists(),
+        "shared rootfs modified"
+    );
+}
