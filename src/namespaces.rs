@@ -90,10 +90,16 @@ impl NsPlan {
     pub fn split(&self, time_offsets: bool) -> (CloneFlags, CloneFlags) {
         let mut all = self.new - CloneFlags::CLONE_NEWCGROUP;
         let mut later = self.new & CloneFlags::CLONE_NEWCGROUP;
+        let pid_join = self.join.iter().any(|j| j.flag == CloneFlags::CLONE_NEWPID);
         if time_offsets {
             // Offsets can only be written before any process lives in the namespace.
             all -= CLONE_NEWTIME;
             later |= CLONE_NEWTIME;
+        }
+        if (time_offsets || pid_join) && self.new.contains(CloneFlags::CLONE_NEWPID) {
+            // init will be forked: it, not the process that forks it, must be pid 1.
+            all -= CloneFlags::CLONE_NEWPID;
+            later |= CloneFlags::CLONE_NEWPID;
         }
         let joins_user = self.join.iter().any(|j| j.flag == CloneFlags::CLONE_NEWUSER);
         let new_user = self.new.contains(CloneFlags::CLONE_NEWUSER);
@@ -187,6 +193,9 @@ mod tests {
         let p = ns(r#"[{"type":"time"},{"type":"mount"}]"#);
         let (now, later) = p.split(true);
         assert!(!now.contains(CLONE_NEWTIME) && later.contains(CLONE_NEWTIME));
+        let p2 = ns(r#"[{"type":"time"},{"type":"pid"},{"type":"mount"}]"#);
+        let (now2, later2) = p2.split(true);
+        assert!(!now2.contains(CloneFlags::CLONE_NEWPID) && later2.contains(CloneFlags::CLONE_NEWPID));
         assert!(p.needs_fork(now, true));
         let (now, _) = p.split(false);
         assert!(now.contains(CLONE_NEWTIME));

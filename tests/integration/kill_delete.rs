@@ -1,0 +1,101 @@
+//! `kill` with the three signal spellings, kill after exit, and `delete`
+//! with and without `--force`.
+
+use crate::common::*;
+
+/// Creates and starts `sh -c script`, kills it with `signal`, checks that the
+/// container is reported stopped while its init is still an unreaped zombie
+/// (a supervisor reaps asynchronously), then reaps the init.
+fn kill_and_check(env: &TestEnv, script: &str, ready: Option<&str>, signal: &str) -> Option<Exit> {
+    let mut spec = env.spec();
+    set_script(&mut spec, script);
+    env.create_and_start(&spec);
+    if let Some(marker) = ready {
+        env.wait_for_stdout(marker);
+    }
+    assert_eq!(env.status(), "running");
+    env.rt(&["kill", &env.id, signal]).ok();
+    env.wait_for_status("stopped");
+    let exit = env.wait_init();
+    assert_eq!(env.status(), "stopped");
+    exit
+}
+
+#[test]
+fn kill_signal_name_kill() {
+    let env = test_env!();
+    let exit = kill_and_check(&env, "exec sleep 1000", None, "KILL");
+    if let Some(exit) = exit {
+        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
+    }
+}
+
+#[test]
+fn kill_signal_sigterm() {
+    let env = test_env!();
+    // The container's pid 1 only receives signals it has a handler for, so
+    // the script traps TERM and says when the trap is in place.
+    let exit = kill_and_check(
+        &env,
+        "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done",
+        Some("ready"),
+        "SIGTERM",
+    );
+    if let Some(exit) = exit {
+        assert_eq!(exit, Exit::Code(7), "TERM handler did not run");
+    }
+}
+
+#[test]
+fn kill_signal_number_9() {
+    let env = test_env!();
+    let exit = kill_and_check(&env, "exec sleep 1000", None, "9");
+    if let Some(exit) = exit {
+        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
+    }
+}
+
+#[test]
+fn kill_stopped_container_not_running() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["true"]);
+    env.create_and_start(&spec);
+    env.wait_for_status("stopped");
+    if let Some(exit) = env.wait_init() {
+        assert_eq!(exit, Exit::Code(0));
+    }
+    // runc: "container not running"
+    env.rt(&["kill", &env.id, "KILL"])
+        .failed()
+        .stderr_has_any(&["not running"]);
+    env.rt(&["delete", &env.id]).ok();
+    env.assert_clean();
+}
+
+#[test]
+fn delete_running_needs_force() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_and_start(&spec);
+    let pid = env.init_pid();
+    // runc: "cannot delete container ID that is not stopped: running"
+    env.rt(&["delete", &env.id])
+        .failed()
+        .stderr_has_any(&["running", "not stopped"]);
+    // ... and the failed delete changed nothing.
+    let st = env.state();
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["pid"].as_i64(), Some(pid as i64));
+    assert_eq!(proc_state(pid).map(|s| s != 'Z'), Some(true));
+
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.rt(&["state", &env.id])
+        .failed()
+        .stderr_has_any(&["does not exist"]);
+    if let Some(exit) = env.wait_init() {
+        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
+    }
+    env.assert_clean();
+}
