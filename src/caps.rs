@@ -18,7 +18,8 @@ fn convert(set: &Option<oci_spec::runtime::Capabilities>, name: &str) -> Result<
     let mut out = CapsHashSet::new();
     for c in set.iter().flatten() {
         let s = format!("CAP_{c}");
-        let cap = Capability::from_str(&s).map_err(|_| anyhow!("{name}: unknown capability {s}"))?;
+        let cap =
+            Capability::from_str(&s).map_err(|_| anyhow!("{name}: unknown capability {s}"))?;
         out.insert(cap);
     }
     Ok(out)
@@ -39,7 +40,9 @@ impl CapPlan {
     /// changing uid.
     pub fn apply_bounding(&self) -> Result<()> {
         for cap in caps::all() {
-            if !self.bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            if !self.bounding.contains(&cap)
+                && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
+            {
                 caps::drop(None, CapSet::Bounding, cap)
                     .with_context(|| format!("drop {cap} from the bounding set"))?;
             }
@@ -84,10 +87,21 @@ fn capset(eff: &CapsHashSet, perm: &CapsHashSet, inh: &CapsHashSet) -> Result<()
         inheritable: u32,
     }
     let (e, p, i) = (mask(eff), mask(perm), mask(inh));
-    let mut hdr = Header { version: 0x2008_0522, pid: 0 };
+    let mut hdr = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
     let data = [
-        Data { effective: e as u32, permitted: p as u32, inheritable: i as u32 },
-        Data { effective: (e >> 32) as u32, permitted: (p >> 32) as u32, inheritable: (i >> 32) as u32 },
+        Data {
+            effective: e as u32,
+            permitted: p as u32,
+            inheritable: i as u32,
+        },
+        Data {
+            effective: (e >> 32) as u32,
+            permitted: (p >> 32) as u32,
+            inheritable: (i >> 32) as u32,
+        },
     ];
     // SAFETY: a v3 header and two data structs, as capset(2) requires.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };

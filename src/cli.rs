@@ -154,8 +154,20 @@ mod tests {
     #[test]
     fn containerd_create_argv() {
         let c = parse(&[
-            "--root", "/r", "--log", "/l.json", "--log-format", "json", "create", "--bundle", "/b",
-            "--pid-file", "/p", "--console-socket", "/s", "abc",
+            "--root",
+            "/r",
+            "--log",
+            "/l.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "--console-socket",
+            "/s",
+            "abc",
         ]);
         assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/r")));
         assert_eq!(c.log_format, Format::Json);
@@ -173,17 +185,29 @@ mod tests {
     fn flags_after_the_id() {
         let c = parse(&["delete", "abc", "--force", "--root", "/r"]);
         assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/r")));
-        assert!(matches!(c.cmd, Some(Cmd::Delete(DeleteArgs { force: true, .. }))));
+        assert!(matches!(
+            c.cmd,
+            Some(Cmd::Delete(DeleteArgs { force: true, .. }))
+        ));
         let c = parse(&["kill", "abc", "9"]);
         assert!(matches!(c.cmd, Some(Cmd::Kill(KillArgs { ref signal, .. })) if signal == "9"));
         let c = parse(&["run", "x", "-b", "/b", "-d"]);
-        assert!(matches!(c.cmd, Some(Cmd::Run(RunArgs { detach: true, .. }))));
+        assert!(matches!(
+            c.cmd,
+            Some(Cmd::Run(RunArgs { detach: true, .. }))
+        ));
     }
 
     #[test]
     fn rootless_forms() {
-        assert_eq!(parse(&["spec", "--rootless"]).rootless.as_deref(), Some("true"));
-        assert_eq!(parse(&["--rootless=auto", "list"]).rootless.as_deref(), Some("auto"));
+        assert_eq!(
+            parse(&["spec", "--rootless"]).rootless.as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            parse(&["--rootless=auto", "list"]).rootless.as_deref(),
+            Some("auto")
+        );
         assert_eq!(parse(&["list"]).rootless, None);
     }
 }

@@ -51,13 +51,10 @@ impl Drop for Phase {
         let l = LOGGER.get().expect("logger");
         let took = self.start.elapsed().as_secs_f64() * 1e3;
         let at = l.t0.elapsed().as_secs_f64() * 1e3;
-        log("debug", &format!("phase {} took {took:.3} ms (at {at:.3} ms)", self.name));
-    }
-}
-
-pub fn debug(msg: &str) {
-    if debug_enabled() {
-        log("debug", msg);
+        log(
+            "debug",
+            &format!("phase {} took {took:.3} ms (at {at:.3} ms)", self.name),
+        );
     }
 }
 
@@ -75,7 +72,8 @@ fn log(level: &str, msg: &str) {
     let format = l.map_or(Format::Text, |l| l.format);
     let line = match format {
         Format::Json => {
-            let v = serde_json::json!({"level": level, "msg": msg, "time": crate::util::rfc3339_now()});
+            let v =
+                serde_json::json!({"level": level, "msg": msg, "time": crate::util::rfc3339_now()});
             format!("{v}\n")
         }
         Format::Text => format!(

@@ -57,26 +57,40 @@ pub fn name(f: CloneFlags) -> &'static str {
 
 impl NsPlan {
     pub fn from_spec(list: &[LinuxNamespace]) -> Result<NsPlan> {
-        let mut plan = NsPlan { new: CloneFlags::empty(), join: Vec::new() };
+        let mut plan = NsPlan {
+            new: CloneFlags::empty(),
+            join: Vec::new(),
+        };
         let mut seen = CloneFlags::empty();
         for (i, n) in list.iter().enumerate() {
             let f = flag_of(n.typ());
             if seen.contains(f) {
-                bail!("config.json: linux.namespaces[{i}].type: duplicate namespace {:?}", name(f));
+                bail!(
+                    "config.json: linux.namespaces[{i}].type: duplicate namespace {:?}",
+                    name(f)
+                );
             }
             seen |= f;
             match n.path() {
                 Some(p) if !p.as_os_str().is_empty() => {
                     if !p.is_absolute() {
-                        bail!("config.json: linux.namespaces[{i}].path: {} is not absolute", p.display());
+                        bail!(
+                            "config.json: linux.namespaces[{i}].path: {} is not absolute",
+                            p.display()
+                        );
                     }
-                    plan.join.push(Join { flag: f, path: p.clone(), index: i });
+                    plan.join.push(Join {
+                        flag: f,
+                        path: p.clone(),
+                        index: i,
+                    });
                 }
                 _ => plan.new |= f,
             }
         }
         // The user namespace must be joined before the others, so they are joined as its root.
-        plan.join.sort_by_key(|j| j.flag != CloneFlags::CLONE_NEWUSER);
+        plan.join
+            .sort_by_key(|j| j.flag != CloneFlags::CLONE_NEWUSER);
         Ok(plan)
     }
 
@@ -101,7 +115,10 @@ impl NsPlan {
             all -= CloneFlags::CLONE_NEWPID;
             later |= CloneFlags::CLONE_NEWPID;
         }
-        let joins_user = self.join.iter().any(|j| j.flag == CloneFlags::CLONE_NEWUSER);
+        let joins_user = self
+            .join
+            .iter()
+            .any(|j| j.flag == CloneFlags::CLONE_NEWUSER);
         let new_user = self.new.contains(CloneFlags::CLONE_NEWUSER);
         if joins_user || (new_user && !self.join.is_empty()) {
             // Joining needs our host privileges: create everything after joining.
@@ -145,7 +162,11 @@ pub fn join_all(files: &[(CloneFlags, std::fs::File, usize)], plan: &NsPlan) -> 
             format!(
                 "join {} namespace {} (linux.namespaces[{i}])",
                 name(*flag),
-                plan.join.iter().find(|j| j.index == *i).map(|j| j.path.display().to_string()).unwrap_or_default()
+                plan.join
+                    .iter()
+                    .find(|j| j.index == *i)
+                    .map(|j| j.path.display().to_string())
+                    .unwrap_or_default()
             )
         })?;
         let _ = f.as_raw_fd();
@@ -164,7 +185,9 @@ mod tests {
 
     #[test]
     fn all_new_go_into_clone() {
-        let p = ns(r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"},{"type":"user"}]"#);
+        let p = ns(
+            r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"cgroup"},{"type":"user"}]"#,
+        );
         let (now, later) = p.split(false);
         assert!(now.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER));
         assert_eq!(later, CloneFlags::CLONE_NEWCGROUP);
@@ -173,7 +196,9 @@ mod tests {
 
     #[test]
     fn user_plus_path_defers() {
-        let p = ns(r#"[{"type":"pid"},{"type":"network","path":"/run/netns/x"},{"type":"mount"},{"type":"user"}]"#);
+        let p = ns(
+            r#"[{"type":"pid"},{"type":"network","path":"/run/netns/x"},{"type":"mount"},{"type":"user"}]"#,
+        );
         let (now, later) = p.split(false);
         assert!(now.is_empty());
         assert!(later.contains(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID));
@@ -182,7 +207,9 @@ mod tests {
 
     #[test]
     fn joins_user_first_and_pid_path_forks() {
-        let p = ns(r#"[{"type":"pid","path":"/proc/1/ns/pid"},{"type":"user","path":"/proc/1/ns/user"},{"type":"mount"}]"#);
+        let p = ns(
+            r#"[{"type":"pid","path":"/proc/1/ns/pid"},{"type":"user","path":"/proc/1/ns/user"},{"type":"mount"}]"#,
+        );
         assert_eq!(p.join[0].flag, CloneFlags::CLONE_NEWUSER);
         let (now, _) = p.split(false);
         assert!(p.needs_fork(now, false));
@@ -195,7 +222,9 @@ mod tests {
         assert!(!now.contains(CLONE_NEWTIME) && later.contains(CLONE_NEWTIME));
         let p2 = ns(r#"[{"type":"time"},{"type":"pid"},{"type":"mount"}]"#);
         let (now2, later2) = p2.split(true);
-        assert!(!now2.contains(CloneFlags::CLONE_NEWPID) && later2.contains(CloneFlags::CLONE_NEWPID));
+        assert!(
+            !now2.contains(CloneFlags::CLONE_NEWPID) && later2.contains(CloneFlags::CLONE_NEWPID)
+        );
         assert!(p.needs_fork(now, true));
         let (now, _) = p.split(false);
         assert!(now.contains(CLONE_NEWTIME));
@@ -203,9 +232,16 @@ mod tests {
 
     #[test]
     fn duplicates_and_relative_paths_fail() {
-        let list: Vec<LinuxNamespace> = serde_json::from_str(r#"[{"type":"pid"},{"type":"pid"}]"#).unwrap();
-        assert!(NsPlan::from_spec(&list).unwrap_err().to_string().contains("linux.namespaces[1].type: duplicate"));
-        let list: Vec<LinuxNamespace> = serde_json::from_str(r#"[{"type":"network","path":"x"}]"#).unwrap();
+        let list: Vec<LinuxNamespace> =
+            serde_json::from_str(r#"[{"type":"pid"},{"type":"pid"}]"#).unwrap();
+        assert!(
+            NsPlan::from_spec(&list)
+                .unwrap_err()
+                .to_string()
+                .contains("linux.namespaces[1].type: duplicate")
+        );
+        let list: Vec<LinuxNamespace> =
+            serde_json::from_str(r#"[{"type":"network","path":"x"}]"#).unwrap();
         assert!(NsPlan::from_spec(&list).is_err());
     }
 }

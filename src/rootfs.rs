@@ -146,12 +146,20 @@ impl MountPlan {
         } else if typ.is_empty() {
             bail!("{field}.type: missing (and the options ask for no bind)");
         }
-        let src = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let src = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let source = if bind {
             if src.is_empty() {
                 bail!("{field}.source: a bind mount needs a source");
             }
-            if src.starts_with('/') { src } else { bundle.join(src).to_string_lossy().into_owned() }
+            if src.starts_with('/') {
+                src
+            } else {
+                bundle.join(src).to_string_lossy().into_owned()
+            }
         } else if src.is_empty() {
             typ.clone()
         } else {
@@ -205,36 +213,82 @@ impl DevicePlan {
 pub fn open_in_root(root: &OwnedFd, path: &str, flags: i32, extra: u64) -> nix::Result<OwnedFd> {
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
-    sys::openat2(root.as_raw_fd(), rel, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra)
+    sys::openat2(
+        root.as_raw_fd(),
+        rel,
+        flags,
+        0,
+        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra,
+    )
 }
 
-/// mkdir -p inside the rootfs; returns an O_PATH fd of the directory.
+/// mkdir -p inside the rootfs; returns an O_PATH fd of the directory. A dangling symlink on the
+/// way is followed the way the kernel would inside the rootfs: its target is created there.
 pub fn mkdir_all(root: &OwnedFd, path: &str, mode: u32) -> Result<OwnedFd> {
-    let path = clean(path);
-    match open_in_root(root, &path, libc::O_PATH | libc::O_DIRECTORY, 0) {
-        Ok(fd) => return Ok(fd),
+    let mut path = clean(path);
+    for _ in 0..40 {
+        match mkdir_walk(root, &path, mode)? {
+            Walk::Done(fd) => return Ok(fd),
+            Walk::Redirect(p) => path = p,
+        }
+    }
+    bail!("mkdir {path:?} in the rootfs: too many levels of symlinks")
+}
+
+enum Walk {
+    Done(OwnedFd),
+    Redirect(String),
+}
+
+fn mkdir_walk(root: &OwnedFd, path: &str, mode: u32) -> Result<Walk> {
+    match open_in_root(root, path, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        Ok(fd) => return Ok(Walk::Done(fd)),
         Err(Errno::ENOENT) => {}
         Err(e) => return Err(anyhow!("open {path:?} in the rootfs: {e}")),
     }
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let mut cur = String::new();
     let mut fd = open_in_root(root, "/", libc::O_PATH | libc::O_DIRECTORY, 0)?;
-    for comp in path.split('/').filter(|c| !c.is_empty()) {
+    for (i, comp) in comps.iter().enumerate() {
+        let parent = if cur.is_empty() {
+            "/".to_string()
+        } else {
+            cur.clone()
+        };
         cur.push('/');
         cur.push_str(comp);
         match open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0) {
             Ok(f) => fd = f,
             Err(Errno::ENOENT) => {
-                match nix::sys::stat::mkdirat(Some(fd.as_raw_fd()), comp, Mode::from_bits_truncate(mode)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                match nix::sys::stat::mkdirat(
+                    Some(fd.as_raw_fd()),
+                    *comp,
+                    Mode::from_bits_truncate(mode),
+                ) {
+                    Ok(()) => {}
+                    Err(Errno::EEXIST) => {
+                        // A dangling symlink: go on at its target, resolved inside the root.
+                        let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), *comp).map_err(|e| {
+                            anyhow!("mkdir {cur:?} in the rootfs: exists and is not a directory: {e}")
+                        })?;
+                        let target = target.to_string_lossy();
+                        let base = if target.starts_with('/') {
+                            String::new()
+                        } else {
+                            parent
+                        };
+                        let rest = comps[i + 1..].join("/");
+                        return Ok(Walk::Redirect(clean(&format!("{base}/{target}/{rest}"))));
+                    }
                     Err(e) => return Err(anyhow!("mkdir {cur:?} in the rootfs: {e}")),
                 }
                 fd = open_in_root(root, &cur, libc::O_PATH | libc::O_DIRECTORY, 0)
-                    .map_err(|e| anyhow!("open {cur:?} in the rootfs after mkdir (a dangling symlink?): {e}"))?;
+                    .map_err(|e| anyhow!("open {cur:?} in the rootfs after mkdir: {e}"))?;
             }
             Err(e) => return Err(anyhow!("open {cur:?} in the rootfs: {e}")),
         }
     }
-    Ok(fd)
+    Ok(Walk::Done(fd))
 }
 
 /// Create an empty file (a bind target) inside the rootfs if missing; returns an O_PATH fd.
@@ -242,13 +296,22 @@ fn ensure_file(root: &OwnedFd, path: &str) -> Result<OwnedFd> {
     if let Ok(fd) = open_in_root(root, path, libc::O_PATH, 0) {
         return Ok(fd);
     }
-    let parent = Path::new(path).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = Path::new(path)
+        .parent()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
     mkdir_all(root, &parent, 0o755)?;
-    let f = open_in_root(root, path, libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW, 0)
-        .or_else(|_| open_in_root(root, path, libc::O_PATH, 0))
-        .map_err(|e| anyhow!("create {path:?} in the rootfs: {e}"))?;
+    let f = open_in_root(
+        root,
+        path,
+        libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW,
+        0,
+    )
+    .or_else(|_| open_in_root(root, path, libc::O_PATH, 0))
+    .map_err(|e| anyhow!("create {path:?} in the rootfs: {e}"))?;
     drop(f);
-    open_in_root(root, path, libc::O_PATH, 0).map_err(|e| anyhow!("open {path:?} in the rootfs: {e}"))
+    open_in_root(root, path, libc::O_PATH, 0)
+        .map_err(|e| anyhow!("open {path:?} in the rootfs: {e}"))
 }
 
 /// Flags of an existing mount that an unprivileged remount must keep (locked flags).
@@ -273,13 +336,20 @@ fn locked_flags(fd: &OwnedFd) -> MsFlags {
     out
 }
 
-fn sys_mount(src: Option<&str>, target: &str, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+fn sys_mount(
+    src: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> nix::Result<()> {
     mount(src, target, fstype, flags, data)
 }
 
 /// Bind-remount `path` (inside root) with `flags`, keeping the locked ones.
 fn remount_bind(root: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
-    let fd = open_in_root(root, path, libc::O_PATH, 0).map_err(|e| anyhow!("reopen {path:?}: {e}"))?;
+    let fd =
+        open_in_root(root, path, libc::O_PATH, 0).map_err(|e| anyhow!("reopen {path:?}: {e}"))?;
     let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(&fd);
     sys_mount(None, &fd_path(&fd), None, all - MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
@@ -297,7 +367,9 @@ pub struct Setup<'a> {
 
 /// Make `/` private, bind the rootfs onto itself, return its fd.
 pub fn prepare_root(s: &Setup) -> Result<OwnedFd> {
-    let prop = s.propagation.unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+    let prop = s
+        .propagation
+        .unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
     sys_mount(None, "/", None, prop | MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("make / {prop:?} (rootfsPropagation): {e}"))?;
     let r = s.rootfs.to_string_lossy();
@@ -322,12 +394,23 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
     if m.bind {
         let src = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
             .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?;
-        let st = nix::sys::stat::fstat(src.as_raw_fd()).map_err(|e| anyhow!("stat {}: {e}", m.source))?;
+        let st = nix::sys::stat::fstat(src.as_raw_fd())
+            .map_err(|e| anyhow!("stat {}: {e}", m.source))?;
         let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
-        let target = if is_dir { mkdir_all(root, &m.dest, 0o755)? } else { ensure_file(root, &m.dest)? };
+        let target = if is_dir {
+            mkdir_all(root, &m.dest, 0o755)?
+        } else {
+            ensure_file(root, &m.dest)?
+        };
         let rec = m.flags & MsFlags::MS_REC;
-        sys_mount(Some(&fd_path(&src)), &fd_path(&target), None, MsFlags::MS_BIND | rec, None)
-            .map_err(|e| anyhow!("bind {}: {e}", m.source))?;
+        sys_mount(
+            Some(&fd_path(&src)),
+            &fd_path(&target),
+            None,
+            MsFlags::MS_BIND | rec,
+            None,
+        )
+        .map_err(|e| anyhow!("bind {}: {e}", m.source))?;
         let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
         if !rest.is_empty() {
             remount_bind(root, &m.dest, rest)?;
@@ -343,7 +426,11 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
                 open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, extra)
                     .map_err(|e| anyhow!("open {:?}: {e}", m.dest))?
             }
-            Err(Errno::ELOOP) => bail!("{:?} is a symlink: refusing to mount {} there", m.dest, m.typ),
+            Err(Errno::ELOOP) => bail!(
+                "{:?} is a symlink: refusing to mount {} there",
+                m.dest,
+                m.typ
+            ),
             Err(e) => bail!("open {:?} in the rootfs: {e}", m.dest),
         };
         if strict {
@@ -351,20 +438,36 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         }
         let data = (!m.data.is_empty()).then_some(m.data.as_str());
         let flags = m.flags - MsFlags::MS_REC;
-        let r = sys_mount(Some(&m.source), &fd_path(&target), Some(&m.typ), flags, data);
+        let r = sys_mount(
+            Some(&m.source),
+            &fd_path(&target),
+            Some(&m.typ),
+            flags,
+            data,
+        );
         match (r, data) {
-            (Err(Errno::EINVAL), Some(d)) if m.typ == "devpts" && d.contains("gid=") && s.userns => {
+            (Err(Errno::EINVAL), Some(d))
+                if m.typ == "devpts" && d.contains("gid=") && s.userns =>
+            {
                 // In a user namespace gid 5 may be unmapped: runc retries without gid=.
                 let d: Vec<&str> = d.split(',').filter(|o| !o.starts_with("gid=")).collect();
-                sys_mount(Some(&m.source), &fd_path(&target), Some(&m.typ), flags, Some(&d.join(",")))
-                    .map_err(|e| anyhow!("mount {}: {e}", m.typ))?;
+                sys_mount(
+                    Some(&m.source),
+                    &fd_path(&target),
+                    Some(&m.typ),
+                    flags,
+                    Some(&d.join(",")),
+                )
+                .map_err(|e| anyhow!("mount {}: {e}", m.typ))?;
             }
             (r, _) => r.map_err(|e| anyhow!("mount {}: {e}", m.typ))?,
         }
     }
     for p in &m.propagation {
-        let fd = open_in_root(root, &m.dest, libc::O_PATH, 0).map_err(|e| anyhow!("reopen: {e}"))?;
-        sys_mount(None, &fd_path(&fd), None, *p, None).map_err(|e| anyhow!("set propagation {p:?}: {e}"))?;
+        let fd =
+            open_in_root(root, &m.dest, libc::O_PATH, 0).map_err(|e| anyhow!("reopen: {e}"))?;
+        sys_mount(None, &fd_path(&fd), None, *p, None)
+            .map_err(|e| anyhow!("set propagation {p:?}: {e}"))?;
     }
     Ok(())
 }
@@ -391,29 +494,82 @@ fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
     if cg.is_v2() {
         let h = &cg.hierarchies[0];
         if s.cgroupns {
-            sys_mount(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), m.flags - MsFlags::MS_REC, None)
-                .map_err(|e| anyhow!("mount cgroup2: {e}"))?;
+            sys_mount(
+                Some("cgroup2"),
+                &fd_path(&target),
+                Some("cgroup2"),
+                m.flags - MsFlags::MS_REC,
+                None,
+            )
+            .map_err(|e| anyhow!("mount cgroup2: {e}"))?;
         } else {
-            sys_mount(Some(&h.dir.to_string_lossy()), &fd_path(&target), None, MsFlags::MS_BIND, None)
-                .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
-            remount_bind(root, &m.dest, flags | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() })?;
+            sys_mount(
+                Some(&h.dir.to_string_lossy()),
+                &fd_path(&target),
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
+            remount_bind(
+                root,
+                &m.dest,
+                flags
+                    | if ro {
+                        MsFlags::MS_RDONLY
+                    } else {
+                        MsFlags::empty()
+                    },
+            )?;
         }
         return Ok(());
     }
-    sys_mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), flags, Some("mode=755"))
-        .map_err(|e| anyhow!("mount tmpfs for cgroups: {e}"))?;
+    sys_mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(|e| anyhow!("mount tmpfs for cgroups: {e}"))?;
     for h in cg.hierarchies.iter().filter(|h| !h.unified) {
         let dest = format!("{}/{}", m.dest, h.name);
         let t = mkdir_all(root, &dest, 0o755)?;
         if s.cgroupns {
             let data = h.options.clone();
-            let mf = flags | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
-            sys_mount(Some("cgroup"), &fd_path(&t), Some("cgroup"), mf, Some(&data))
-                .map_err(|e| anyhow!("mount cgroup {}: {e}", h.name))?;
+            let mf = flags
+                | if ro {
+                    MsFlags::MS_RDONLY
+                } else {
+                    MsFlags::empty()
+                };
+            sys_mount(
+                Some("cgroup"),
+                &fd_path(&t),
+                Some("cgroup"),
+                mf,
+                Some(&data),
+            )
+            .map_err(|e| anyhow!("mount cgroup {}: {e}", h.name))?;
         } else {
-            sys_mount(Some(&h.dir.to_string_lossy()), &fd_path(&t), None, MsFlags::MS_BIND, None)
-                .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
-            remount_bind(root, &dest, flags | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() })?;
+            sys_mount(
+                Some(&h.dir.to_string_lossy()),
+                &fd_path(&t),
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
+            .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
+            remount_bind(
+                root,
+                &dest,
+                flags
+                    | if ro {
+                        MsFlags::MS_RDONLY
+                    } else {
+                        MsFlags::empty()
+                    },
+            )?;
         }
         // "cpu,cpuacct" mounted together: also reachable as cpu and cpuacct.
         if h.name.contains(',') {
@@ -443,10 +599,17 @@ pub fn setup_dev(root: &OwnedFd, s: &Setup) -> Result<()> {
     if s.mounts.iter().any(|m| m.dest == "/dev" && m.bind) {
         return Ok(());
     }
-    let dev = match open_in_root(root, "/dev", libc::O_PATH | libc::O_DIRECTORY, RESOLVE_NO_SYMLINKS) {
+    let dev = match open_in_root(
+        root,
+        "/dev",
+        libc::O_PATH | libc::O_DIRECTORY,
+        RESOLVE_NO_SYMLINKS,
+    ) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => mkdir_all(root, "/dev", 0o755)?,
-        Err(Errno::ELOOP | Errno::ENOTDIR) => bail!("the rootfs's /dev is a symlink or not a directory: refusing it"),
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            bail!("the rootfs's /dev is a symlink or not a directory: refusing it")
+        }
         Err(e) => bail!("open /dev in the rootfs: {e}"),
     };
     let old = nix::sys::stat::umask(Mode::empty());
@@ -469,7 +632,8 @@ pub fn setup_dev(root: &OwnedFd, s: &Setup) -> Result<()> {
     }
     for d in s.devices {
         res = res.and_then(|_| {
-            make_device(root, d, s.userns).with_context(|| format!("linux.devices[{}] {:?}", d.index, d.path))
+            make_device(root, d, s.userns)
+                .with_context(|| format!("linux.devices[{}] {:?}", d.index, d.path))
         });
     }
     nix::sys::stat::umask(old);
@@ -488,32 +652,58 @@ pub fn setup_dev(root: &OwnedFd, s: &Setup) -> Result<()> {
         }
     }
     // /dev/ptmx is the devpts instance's ptmx.
-    let _ = nix::unistd::unlinkat(Some(dev.as_raw_fd()), "ptmx", nix::unistd::UnlinkatFlags::NoRemoveDir);
-    nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx").map_err(|e| anyhow!("symlink /dev/ptmx: {e}"))?;
+    let _ = nix::unistd::unlinkat(
+        Some(dev.as_raw_fd()),
+        "ptmx",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
+    nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx")
+        .map_err(|e| anyhow!("symlink /dev/ptmx: {e}"))?;
     Ok(())
 }
 
 fn make_device(root: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
     let p = Path::new(&d.path);
-    let parent = p.parent().map(|x| x.to_string_lossy().into_owned()).unwrap_or_else(|| "/".into());
-    let name = p.file_name().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = p
+        .parent()
+        .map(|x| x.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/".into());
+    let name = p
+        .file_name()
+        .map(|x| x.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let dir = mkdir_all(root, &parent, 0o755)?;
-    match nix::unistd::unlinkat(Some(dir.as_raw_fd()), name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir) {
+    match nix::unistd::unlinkat(
+        Some(dir.as_raw_fd()),
+        name.as_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    ) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(e) => bail!("remove old {}: {e}", d.path),
     }
     if userns {
         // mknod is not allowed in a user namespace: bind the host's node instead.
-        let f = open_in_root(root, &d.path, libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW, 0)
-            .map_err(|e| anyhow!("create {}: {e}", d.path))?;
+        let f = open_in_root(
+            root,
+            &d.path,
+            libc::O_RDONLY | libc::O_CREAT | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(|e| anyhow!("create {}: {e}", d.path))?;
         drop(f);
         let t = open_in_root(root, &d.path, libc::O_PATH, RESOLVE_NO_SYMLINKS)?;
         return sys_mount(Some(&d.path), &fd_path(&t), None, MsFlags::MS_BIND, None)
             .map_err(|e| anyhow!("bind host {}: {e}", d.path));
     }
     let dev = libc::makedev(d.major as u32, d.minor as u32);
-    nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name.as_str(), d.kind, Mode::from_bits_truncate(d.mode), dev)
-        .map_err(|e| anyhow!("mknod {}: {e}", d.path))?;
+    nix::sys::stat::mknodat(
+        Some(dir.as_raw_fd()),
+        name.as_str(),
+        d.kind,
+        Mode::from_bits_truncate(d.mode),
+        dev,
+    )
+    .map_err(|e| anyhow!("mknod {}: {e}", d.path))?;
     let fd = open_in_root(root, &d.path, libc::O_PATH, RESOLVE_NO_SYMLINKS)?;
     nix::unistd::fchownat(
         Some(fd.as_raw_fd()),
@@ -549,13 +739,25 @@ pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
         };
         let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
         let r = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
-            sys_mount(Some("tmpfs"), &fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None)
+            sys_mount(
+                Some("tmpfs"),
+                &fd_path(&fd),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None,
+            )
         } else {
             if null.is_none() {
                 null = Some(verified_dev_null(root)?);
             }
             let n = null.as_ref().expect("set above");
-            sys_mount(Some(&fd_path(n)), &fd_path(&fd), None, MsFlags::MS_BIND, None)
+            sys_mount(
+                Some(&fd_path(n)),
+                &fd_path(&fd),
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )
         };
         r.map_err(|e| anyhow!("linux.maskedPaths[{i}] {p:?}: mount: {e}"))?;
     }
@@ -570,10 +772,20 @@ pub fn readonly_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
             Err(Errno::ENOENT) => continue,
             Err(e) => bail!("linux.readonlyPaths[{i}] {p:?}: open: {e}"),
         };
-        sys_mount(Some(&fd_path(&fd)), &fd_path(&fd), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
-            .map_err(|e| anyhow!("linux.readonlyPaths[{i}] {p:?}: bind: {e}"))?;
-        remount_bind(root, p, MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
-            .with_context(|| format!("linux.readonlyPaths[{i}]"))?;
+        sys_mount(
+            Some(&fd_path(&fd)),
+            &fd_path(&fd),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )
+        .map_err(|e| anyhow!("linux.readonlyPaths[{i}] {p:?}: bind: {e}"))?;
+        remount_bind(
+            root,
+            p,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )
+        .with_context(|| format!("linux.readonlyPaths[{i}]"))?;
     }
     Ok(())
 }
@@ -581,20 +793,24 @@ pub fn readonly_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
 /// root.readonly: remount the rootfs bind read-only.
 pub fn readonly_root(root: &OwnedFd) -> Result<()> {
     let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(root);
-    sys_mount(None, &fd_path(root), None, flags, None).map_err(|e| anyhow!("remount the rootfs read-only (root.readonly): {e}"))
+    sys_mount(None, &fd_path(root), None, flags, None)
+        .map_err(|e| anyhow!("remount the rootfs read-only (root.readonly): {e}"))
 }
 
 /// pivot_root into the rootfs and detach the old root; or MS_MOVE + chroot with --no-pivot.
 pub fn enter_root(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> Result<()> {
     if no_pivot {
         nix::unistd::chdir(rootfs).map_err(|e| anyhow!("chdir {}: {e}", rootfs.display()))?;
-        sys_mount(Some("."), "/", None, MsFlags::MS_MOVE, None).map_err(|e| anyhow!("move the rootfs to / (--no-pivot): {e}"))?;
+        sys_mount(Some("."), "/", None, MsFlags::MS_MOVE, None)
+            .map_err(|e| anyhow!("move the rootfs to / (--no-pivot): {e}"))?;
         nix::unistd::chroot(".").map_err(|e| anyhow!("chroot (--no-pivot): {e}"))?;
     } else {
         nix::unistd::fchdir(root.as_raw_fd()).map_err(|e| anyhow!("chdir to the rootfs: {e}"))?;
-        nix::unistd::pivot_root(".", ".").map_err(|e| anyhow!("pivot_root {}: {e}", rootfs.display()))?;
+        nix::unistd::pivot_root(".", ".")
+            .map_err(|e| anyhow!("pivot_root {}: {e}", rootfs.display()))?;
         // The old root is stacked under the new one: keep its unmount from reaching the host.
-        sys_mount(None, ".", None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None).map_err(|e| anyhow!("make the old root a slave: {e}"))?;
+        sys_mount(None, ".", None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
+            .map_err(|e| anyhow!("make the old root a slave: {e}"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(|e| anyhow!("detach the old root: {e}"))?;
     }
     nix::unistd::chdir("/").map_err(|e| anyhow!("chdir /: {e}"))?;
@@ -613,7 +829,10 @@ mod tests {
     #[test]
     fn options_split_into_flags_and_data() {
         let m = mp(r#"{"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]}"#).unwrap();
-        assert_eq!(m.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
+        assert_eq!(
+            m.flags,
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
+        );
         assert_eq!(m.data, "mode=1777,size=65536k");
         assert!(!m.bind);
     }
@@ -631,8 +850,18 @@ mod tests {
 
     #[test]
     fn bad_mounts() {
-        assert!(mp(r#"{"destination":"rel","type":"tmpfs"}"#).unwrap_err().to_string().contains("mounts[0].destination"));
-        assert!(mp(r#"{"destination":"/x","type":"bind"}"#).unwrap_err().to_string().contains("source"));
+        assert!(
+            mp(r#"{"destination":"rel","type":"tmpfs"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("mounts[0].destination")
+        );
+        assert!(
+            mp(r#"{"destination":"/x","type":"bind"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("source")
+        );
         assert!(mp(r#"{"destination":"/","type":"tmpfs"}"#).is_err());
     }
 
@@ -654,7 +883,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rrun-rootfs-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("r")).unwrap();
         std::os::unix::fs::symlink("/etc", dir.join("r/evil")).unwrap();
-        let root = sys::openat2(libc::AT_FDCWD, dir.join("r").to_str().unwrap(), libc::O_PATH | libc::O_DIRECTORY, 0, 0).unwrap();
+        let root = sys::openat2(
+            libc::AT_FDCWD,
+            dir.join("r").to_str().unwrap(),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            0,
+        )
+        .unwrap();
         mkdir_all(&root, "/evil/sub", 0o755).unwrap();
         assert!(dir.join("r/etc/sub").is_dir(), "created inside the rootfs");
         assert!(!Path::new("/etc/sub").exists());

@@ -88,14 +88,15 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &str, data: &[u8]) -> Result
 
 pub fn read_spec(bundle: &Path) -> Result<Spec> {
     let p = bundle.join("config.json");
-    let data = std::fs::read(&p).map_err(|e| anyhow!("read {}: {}", p.display(), crate::sys::io_errno(&e)))?;
+    let data = std::fs::read(&p)
+        .map_err(|e| anyhow!("read {}: {}", p.display(), crate::sys::io_errno(&e)))?;
     decode("config.json", &data)
 }
 
 /// Load `<bundle>/config.json` and build the plan.
 pub fn load(bundle: &Path) -> Result<Plan> {
-    let bundle = std::path::absolute(bundle)
-        .with_context(|| format!("bundle {}", bundle.display()))?;
+    let bundle =
+        std::path::absolute(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
     let spec = read_spec(&bundle)?;
     plan(&bundle, spec)
 }
@@ -126,7 +127,10 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
         )
     })?;
     if !rootfs.is_dir() {
-        bail!(cfg_err("root.path", format!("{} is not a directory", rootfs.display())));
+        bail!(cfg_err(
+            "root.path",
+            format!("{} is not a directory", rootfs.display())
+        ));
     }
     let linux = spec
         .linux()
@@ -147,10 +151,16 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
         let u = linux.uid_mappings().as_deref().unwrap_or_default();
         let g = linux.gid_mappings().as_deref().unwrap_or_default();
         if u.is_empty() {
-            bail!(cfg_err("linux.uidMappings", "a new user namespace needs uid mappings"));
+            bail!(cfg_err(
+                "linux.uidMappings",
+                "a new user namespace needs uid mappings"
+            ));
         }
         if g.is_empty() {
-            bail!(cfg_err("linux.gidMappings", "a new user namespace needs gid mappings"));
+            bail!(cfg_err(
+                "linux.gidMappings",
+                "a new user namespace needs gid mappings"
+            ));
         }
         uid_map = Some(id_map(u));
         gid_map = Some(id_map(g));
@@ -165,8 +175,13 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
 
     let time_offsets = match linux.time_offsets() {
         Some(t) if !t.is_empty() => {
-            if !ns.new.contains(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
-                bail!(cfg_err("linux.timeOffsets", "needs a new time namespace in linux.namespaces"));
+            if !ns.new.contains(nix::sched::CloneFlags::from_bits_retain(
+                libc::CLONE_NEWTIME,
+            )) {
+                bail!(cfg_err(
+                    "linux.timeOffsets",
+                    "needs a new time namespace in linux.namespaces"
+                ));
             }
             let mut s = String::new();
             for (clock, off) in t {
@@ -178,7 +193,11 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
                         "unknown clock (monotonic or boottime)"
                     )),
                 };
-                s.push_str(&format!("{name} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+                s.push_str(&format!(
+                    "{name} {} {}\n",
+                    off.secs().unwrap_or(0),
+                    off.nanosecs().unwrap_or(0)
+                ));
             }
             Some(s)
         }
@@ -194,11 +213,17 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
     }
     let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
     if hostname.is_some() && !has(nix::sched::CloneFlags::CLONE_NEWUTS) {
-        bail!(cfg_err("hostname", "setting a hostname needs a new uts namespace"));
+        bail!(cfg_err(
+            "hostname",
+            "setting a hostname needs a new uts namespace"
+        ));
     }
     let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
     if domainname.is_some() && !has(nix::sched::CloneFlags::CLONE_NEWUTS) {
-        bail!(cfg_err("domainname", "setting a domainname needs a new uts namespace"));
+        bail!(cfg_err(
+            "domainname",
+            "setting a domainname needs a new uts namespace"
+        ));
     }
 
     let mounts = spec
@@ -220,10 +245,12 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
 
     let root_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,
-        Some(p) => Some(
-            crate::rootfs::propagation_flag(p)
-                .ok_or_else(|| cfg_err("linux.rootfsPropagation", format!("unknown propagation {p:?}")))?,
-        ),
+        Some(p) => Some(crate::rootfs::propagation_flag(p).ok_or_else(|| {
+            cfg_err(
+                "linux.rootfsPropagation",
+                format!("unknown propagation {p:?}"),
+            )
+        })?),
     };
 
     let mut sysctl: Vec<(String, String)> = linux
@@ -240,7 +267,10 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
     let check_abs = |field: &str, list: &[String]| -> Result<()> {
         for (i, p) in list.iter().enumerate() {
             if !p.starts_with('/') {
-                bail!(cfg_err(&format!("{field}[{i}]"), format!("{p:?} is not an absolute path")));
+                bail!(cfg_err(
+                    &format!("{field}[{i}]"),
+                    format!("{p:?} is not an absolute path")
+                ));
             }
         }
         Ok(())
@@ -268,7 +298,10 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
         readonly,
         sysctl,
         process,
-        cgroups_path: linux.cgroups_path().as_ref().map(|p| p.to_string_lossy().into_owned()),
+        cgroups_path: linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         resources: linux.resources().clone(),
         annotations: spec
             .annotations()
@@ -305,35 +338,59 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
-        bail!(cfg_err(&format!("{field}.args"), "must name the program to run"));
+        bail!(cfg_err(
+            &format!("{field}.args"),
+            "must name the program to run"
+        ));
     }
     let cwd = p.cwd().to_string_lossy().into_owned();
     if !cwd.starts_with('/') {
-        bail!(cfg_err(&format!("{field}.cwd"), format!("{cwd:?} is not an absolute path")));
+        bail!(cfg_err(
+            &format!("{field}.cwd"),
+            format!("{cwd:?} is not an absolute path")
+        ));
     }
     let env = p.env().clone().unwrap_or_default();
     for (i, e) in env.iter().enumerate() {
         if !e.contains('=') || e.contains('\0') {
-            bail!(cfg_err(&format!("{field}.env[{i}]"), format!("{e:?} is not KEY=VALUE")));
+            bail!(cfg_err(
+                &format!("{field}.env[{i}]"),
+                format!("{e:?} is not KEY=VALUE")
+            ));
         }
     }
     let mut rlimits = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, r) in p.rlimits().as_deref().unwrap_or_default().iter().enumerate() {
+    for (i, r) in p
+        .rlimits()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         if !seen.insert(rlimit_resource(r.typ())) {
-            bail!(cfg_err(&format!("{field}.rlimits[{i}].type"), format!("duplicate rlimit {:?}", r.typ())));
+            bail!(cfg_err(
+                &format!("{field}.rlimits[{i}].type"),
+                format!("duplicate rlimit {:?}", r.typ())
+            ));
         }
         if r.soft() > r.hard() {
             bail!(cfg_err(
                 &format!("{field}.rlimits[{i}]"),
-                format!("soft limit {} is above the hard limit {}", r.soft(), r.hard())
+                format!(
+                    "soft limit {} is above the hard limit {}",
+                    r.soft(),
+                    r.hard()
+                )
             ));
         }
         rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard(), i));
     }
     let user = p.user();
     let caps = match p.capabilities() {
-        Some(c) => Some(CapPlan::from_spec(c).map_err(|e| cfg_err(&format!("{field}.capabilities"), e))?),
+        Some(c) => {
+            Some(CapPlan::from_spec(c).map_err(|e| cfg_err(&format!("{field}.capabilities"), e))?)
+        }
         None => None,
     };
     Ok(ProcPlan {
@@ -377,7 +434,10 @@ mod tests {
         assert_eq!(p.mounts.len(), 7);
         assert!(p.root_readonly);
         assert_eq!(p.hostname.as_deref(), Some("rrun"));
-        assert_eq!(p.process.rlimits, vec![(libc::RLIMIT_NOFILE, 1024, 1024, 0)]);
+        assert_eq!(
+            p.process.rlimits,
+            vec![(libc::RLIMIT_NOFILE, 1024, 1024, 0)]
+        );
         assert!(p.process.no_new_privileges);
     }
 
@@ -386,7 +446,10 @@ mod tests {
         let mut v = with_root(base());
         v["linux"]["namespaces"][2]["type"] = "nett".into();
         let e = plan_of(&v).unwrap_err().to_string();
-        assert_eq!(e, "config.json: linux.namespaces[2].type: unknown namespace \"nett\"");
+        assert_eq!(
+            e,
+            "config.json: linux.namespaces[2].type: unknown namespace \"nett\""
+        );
     }
 
     #[test]
@@ -394,12 +457,17 @@ mod tests {
         let mut v = with_root(base());
         v["linux"]["namespaces"][1]["type"] = "pid".into();
         let e = plan_of(&v).unwrap_err().to_string();
-        assert!(e.contains("linux.namespaces[1]") && e.contains("duplicate"), "{e}");
+        assert!(
+            e.contains("linux.namespaces[1]") && e.contains("duplicate"),
+            "{e}"
+        );
     }
 
     #[test]
     fn invalid_json() {
-        let e = decode::<Spec>("config.json", b"{\"ociVersion\": ").unwrap_err().to_string();
+        let e = decode::<Spec>("config.json", b"{\"ociVersion\": ")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("config.json: invalid JSON"), "{e}");
     }
 
@@ -432,17 +500,25 @@ mod tests {
         let mut v = with_root(base());
         v["process"]["rlimits"][0]["soft"] = 4096.into();
         let e = plan_of(&v).unwrap_err().to_string();
-        assert!(e.contains("process.rlimits[0]") && e.contains("above"), "{e}");
+        assert!(
+            e.contains("process.rlimits[0]") && e.contains("above"),
+            "{e}"
+        );
     }
 
     #[test]
     fn user_ns_needs_maps() {
         let mut v = with_root(base());
-        v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
         let e = plan_of(&v).unwrap_err().to_string();
         assert!(e.contains("linux.uidMappings"), "{e}");
-        v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
-        v["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        v["linux"]["uidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
+        v["linux"]["gidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 10}]);
         let p = plan_of(&v).unwrap();
         assert_eq!(p.uid_map.as_deref(), Some("0 1000 10\n"));
     }
@@ -450,7 +526,10 @@ mod tests {
     #[test]
     fn hostname_needs_uts() {
         let mut v = with_root(base());
-        v["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "uts");
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts");
         let e = plan_of(&v).unwrap_err().to_string();
         assert!(e.contains("hostname"), "{e}");
     }
@@ -459,8 +538,19 @@ mod tests {
     fn time_offsets_need_timens() {
         let mut v = with_root(base());
         v["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 10, "nanosecs": 0}});
-        assert!(plan_of(&v).unwrap_err().to_string().contains("linux.timeOffsets"));
-        v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "time"}));
-        assert_eq!(plan_of(&v).unwrap().time_offsets.as_deref(), Some("monotonic 10 0\n"));
+        assert!(
+            plan_of(&v)
+                .unwrap_err()
+                .to_string()
+                .contains("linux.timeOffsets")
+        );
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "time"}));
+        assert_eq!(
+            plan_of(&v).unwrap().time_offsets.as_deref(),
+            Some("monotonic 10 0\n")
+        );
     }
 }

@@ -69,7 +69,9 @@ pub struct Container {
 
 pub fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
-        bail!("invalid container id {id:?}: it must be non-empty, not \".\" or \"..\", and contain no \"/\"");
+        bail!(
+            "invalid container id {id:?}: it must be non-empty, not \".\" or \"..\", and contain no \"/\""
+        );
     }
     if id.len() > 1024 {
         bail!("invalid container id: longer than 1024 bytes");
@@ -272,12 +274,30 @@ mod tests {
             fifo_exists,
             frozen,
         };
-        assert_eq!(derive_status(&f(true, true, false, false, false)), Status::Creating);
-        assert_eq!(derive_status(&f(true, false, false, false, false)), Status::Stopped);
-        assert_eq!(derive_status(&f(false, false, true, true, false)), Status::Created);
-        assert_eq!(derive_status(&f(false, false, true, false, false)), Status::Running);
-        assert_eq!(derive_status(&f(false, false, true, false, true)), Status::Paused);
-        assert_eq!(derive_status(&f(false, false, false, true, false)), Status::Stopped);
+        assert_eq!(
+            derive_status(&f(true, true, false, false, false)),
+            Status::Creating
+        );
+        assert_eq!(
+            derive_status(&f(true, false, false, false, false)),
+            Status::Stopped
+        );
+        assert_eq!(
+            derive_status(&f(false, false, true, true, false)),
+            Status::Created
+        );
+        assert_eq!(
+            derive_status(&f(false, false, true, false, false)),
+            Status::Running
+        );
+        assert_eq!(
+            derive_status(&f(false, false, true, false, true)),
+            Status::Paused
+        );
+        assert_eq!(
+            derive_status(&f(false, false, false, true, false)),
+            Status::Stopped
+        );
     }
 
     #[test]

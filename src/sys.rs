@@ -1,11 +1,10 @@
 //! Thin wrappers over the syscalls the rest of rrun uses, each returning errors that name the
 //! errno (`EPERM: Operation not permitted`).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
 
 /// An io::Error shown with its errno name, like nix errors are.
 pub fn io_errno(e: &std::io::Error) -> String {
@@ -15,16 +14,6 @@ pub fn io_errno(e: &std::io::Error) -> String {
     }
 }
 
-pub fn cstr(s: &str) -> Result<CString> {
-    CString::new(s).with_context(|| format!("{s:?} contains a NUL byte"))
-}
-
-pub fn cpath(p: &Path) -> Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(p.as_os_str().as_bytes())
-        .with_context(|| format!("{} contains a NUL byte", p.display()))
-}
-
 #[repr(C)]
 struct OpenHow {
     flags: u64,
@@ -32,14 +21,18 @@ struct OpenHow {
     resolve: u64,
 }
 
-pub const RESOLVE_NO_XDEV: u64 = 0x01;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-pub const RESOLVE_BENEATH: u64 = 0x08;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(2): the kernel resolves `path` with the given RESOLVE_* rules.
-pub fn openat2(dirfd: RawFd, path: &str, flags: i32, mode: u32, resolve: u64) -> nix::Result<OwnedFd> {
+pub fn openat2(
+    dirfd: RawFd,
+    path: &str,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> nix::Result<OwnedFd> {
     let p = CString::new(path).map_err(|_| Errno::EINVAL)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,

@@ -35,7 +35,10 @@ pub fn check(key: &str, ns: &NsPlan) -> Result<()> {
         bail!("not a namespaced sysctl: it would change the host");
     };
     if !ns.owns(flag) {
-        bail!("needs its own {} namespace in linux.namespaces", crate::namespaces::name(flag));
+        bail!(
+            "needs its own {} namespace in linux.namespaces",
+            crate::namespaces::name(flag)
+        );
     }
     Ok(())
 }
@@ -55,12 +58,27 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(namespace_of("net.ipv4.ip_forward"), Some(CloneFlags::CLONE_NEWNET));
-        assert_eq!(namespace_of("kernel.shmmax"), Some(CloneFlags::CLONE_NEWIPC));
-        assert_eq!(namespace_of("fs.mqueue.queues_max"), Some(CloneFlags::CLONE_NEWIPC));
-        assert_eq!(namespace_of("kernel.domainname"), Some(CloneFlags::CLONE_NEWUTS));
+        assert_eq!(
+            namespace_of("net.ipv4.ip_forward"),
+            Some(CloneFlags::CLONE_NEWNET)
+        );
+        assert_eq!(
+            namespace_of("kernel.shmmax"),
+            Some(CloneFlags::CLONE_NEWIPC)
+        );
+        assert_eq!(
+            namespace_of("fs.mqueue.queues_max"),
+            Some(CloneFlags::CLONE_NEWIPC)
+        );
+        assert_eq!(
+            namespace_of("kernel.domainname"),
+            Some(CloneFlags::CLONE_NEWUTS)
+        );
         assert_eq!(namespace_of("kernel.panic"), None);
         assert_eq!(namespace_of("vm.swappiness"), None);
-        assert_eq!(proc_path("net.ipv4.ip_forward"), "/proc/sys/net/ipv4/ip_forward");
+        assert_eq!(
+            proc_path("net.ipv4.ip_forward"),
+            "/proc/sys/net/ipv4/ip_forward"
+        );
     }
 }

@@ -43,7 +43,9 @@ pub struct Cgroup {
 }
 
 fn statfs_magic(p: &str) -> Option<i64> {
-    nix::sys::statfs::statfs(p).ok().map(|s| s.filesystem_type().0 as i64)
+    nix::sys::statfs::statfs(p)
+        .ok()
+        .map(|s| s.filesystem_type().0)
 }
 
 pub fn detect() -> Mode {
@@ -62,7 +64,9 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let pre: Vec<&str> = pre.split(' ').collect();
         let post: Vec<&str> = post.split(' ').collect();
         if pre.len() < 5 || post.len() < 3 {
@@ -75,13 +79,21 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
         if !seen.insert(pre[2].to_string()) {
             continue; // the same hierarchy mounted twice
         }
-        out.push((unescape(pre[3]), unescape(pre[4]), fstype.to_string(), post[2].to_string()));
+        out.push((
+            unescape(pre[3]),
+            unescape(pre[4]),
+            fstype.to_string(),
+            post[2].to_string(),
+        ));
     }
     out
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// The caller's own cgroup per hierarchy: (controllers, path) from /proc/self/cgroup.
@@ -93,7 +105,11 @@ fn own_cgroups(proc_cgroup: &str) -> Vec<(Vec<String>, String)> {
             let _id = it.next()?;
             let ctrls = it.next()?;
             let path = it.next()?;
-            let ctrls = if ctrls.is_empty() { vec![] } else { ctrls.split(',').map(String::from).collect() };
+            let ctrls = if ctrls.is_empty() {
+                vec![]
+            } else {
+                ctrls.split(',').map(String::from).collect()
+            };
             Some((ctrls, path.to_string()))
         })
         .collect()
@@ -113,12 +129,19 @@ impl Cgroup {
     /// hierarchy's root, a relative one under the caller's cgroup, none as `<caller>/<id>`.
     pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
         let mode = detect();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        let mountinfo =
+            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
         let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
         Self::plan_from(mode, &mountinfo, &own, cgroups_path, id)
     }
 
-    pub fn plan_from(mode: Mode, mountinfo: &str, own: &str, cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+    pub fn plan_from(
+        mode: Mode,
+        mountinfo: &str,
+        own: &str,
+        cgroups_path: Option<&str>,
+        id: &str,
+    ) -> Result<Cgroup> {
         let path = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
         if path.contains(':') && !path.starts_with('/') {
             bail!(
@@ -143,7 +166,13 @@ impl Cgroup {
                     .collect()
             } else {
                 opts.split(',')
-                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent") && *o != "clone_children" && *o != "noprefix" && *o != "xattr")
+                    .filter(|o| {
+                        !matches!(*o, "rw" | "ro")
+                            && !o.starts_with("release_agent")
+                            && *o != "clone_children"
+                            && *o != "noprefix"
+                            && *o != "xattr"
+                    })
                     .map(String::from)
                     .collect()
             };
@@ -156,33 +185,68 @@ impl Cgroup {
             } else {
                 let mine = own
                     .iter()
-                    .find(|(c, _)| if unified { c.is_empty() } else { !c.is_empty() && c.iter().all(|x| controllers.contains(x)) && controllers.iter().all(|x| c.contains(x)) })
+                    .find(|(c, _)| {
+                        if unified {
+                            c.is_empty()
+                        } else {
+                            !c.is_empty()
+                                && c.iter().all(|x| controllers.contains(x))
+                                && controllers.iter().all(|x| c.contains(x))
+                        }
+                    })
                     .map(|(_, p)| p.clone())
                     .unwrap_or_else(|| "/".into());
                 // The caller's path is relative to the hierarchy root; strip the mount's root.
-                let rel = mine.strip_prefix(root.as_str()).unwrap_or(&mine).to_string();
+                let rel = mine
+                    .strip_prefix(root.as_str())
+                    .unwrap_or(&mine)
+                    .to_string();
                 join_under(&join_under(&mount, &rel), path)
             };
-            let name = mount.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let options = if unified { String::new() } else { controllers.join(",") };
-            hierarchies.push(Hierarchy { name, controllers, options, mount, dir, unified });
+            let name = mount
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let options = if unified {
+                String::new()
+            } else {
+                controllers.join(",")
+            };
+            hierarchies.push(Hierarchy {
+                name,
+                controllers,
+                options,
+                mount,
+                dir,
+                unified,
+            });
         }
         if hierarchies.is_empty() {
             bail!("no cgroup hierarchy is mounted under {CGROUP_ROOT}");
         }
-        Ok(Cgroup { mode, hierarchies, created: Vec::new() })
+        Ok(Cgroup {
+            mode,
+            hierarchies,
+            created: Vec::new(),
+        })
     }
 
     fn find(&self, controller: &str) -> Option<&Hierarchy> {
         if self.mode == Mode::V2 {
             return self.hierarchies.first();
         }
-        self.hierarchies.iter().find(|h| !h.unified && h.controllers.iter().any(|c| c == controller))
+        self.hierarchies
+            .iter()
+            .find(|h| !h.unified && h.controllers.iter().any(|c| c == controller))
     }
 
     /// Create the directories (recording which are new) and apply the limits. On failure,
     /// whatever was created is removed again.
-    pub fn create(&mut self, resources: Option<&LinuxResources>, devices: &[crate::rootfs::DevicePlan]) -> Result<()> {
+    pub fn create(
+        &mut self,
+        resources: Option<&LinuxResources>,
+        devices: &[crate::rootfs::DevicePlan],
+    ) -> Result<()> {
         let r = self.create_inner(resources, devices);
         if r.is_err() {
             let _ = self.destroy();
@@ -190,7 +254,11 @@ impl Cgroup {
         r
     }
 
-    fn create_inner(&mut self, resources: Option<&LinuxResources>, devices: &[crate::rootfs::DevicePlan]) -> Result<()> {
+    fn create_inner(
+        &mut self,
+        resources: Option<&LinuxResources>,
+        devices: &[crate::rootfs::DevicePlan],
+    ) -> Result<()> {
         for i in 0..self.hierarchies.len() {
             let h = self.hierarchies[i].clone();
             let rel = h.dir.strip_prefix(&h.mount).unwrap_or(&h.dir).to_path_buf();
@@ -209,7 +277,13 @@ impl Cgroup {
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(anyhow!("create cgroup {}: {}", cur.display(), crate::sys::io_errno(&e))),
+                    Err(e) => {
+                        return Err(anyhow!(
+                            "create cgroup {}: {}",
+                            cur.display(),
+                            crate::sys::io_errno(&e)
+                        ));
+                    }
                 }
             }
         }
@@ -220,26 +294,44 @@ impl Cgroup {
         self.apply(&res)
     }
 
-    /// Write the limits of `res` into the cgroup files.
+    /// Write the limits of `res` into the cgroup files. A controller the config needs but the
+    /// host lacks is an error naming the field.
     pub fn apply(&self, res: &LinuxResources) -> Result<()> {
-        let writes = if self.mode == Mode::V2 { v2::writes(res)? } else { v1::writes(res)? };
-        for w in writes {
+        let available: Vec<&str> = if self.mode == Mode::V2 {
+            self.hierarchies[0].controllers.iter().map(String::as_str).collect()
+        } else {
+            self.hierarchies
+                .iter()
+                .filter(|h| !h.unified)
+                .flat_map(|h| h.controllers.iter().map(String::as_str))
+                .collect()
+        };
+        let write = |w: &v1::Write| -> std::io::Result<()> {
             let h = self.find(w.controller).ok_or_else(|| {
-                anyhow!("linux.resources: {} needs the {} controller, which is not available", w.file, w.controller)
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {} controller", w.controller))
             })?;
-            let p = h.dir.join(&w.file);
-            std::fs::write(&p, &w.value)
-                .map_err(|e| anyhow!("write {:?} to {}: {}", w.value, p.display(), crate::sys::io_errno(&e)))?;
+            std::fs::write(h.dir.join(&w.file), &w.value)
+        };
+        if self.mode == Mode::V2 {
+            v2::check_controllers(res, &available)?;
+            v2::apply(&v2::writes(res)?, write)
+        } else {
+            v1::check_controllers(res, &available)?;
+            v1::apply(&v1::writes(res)?, write)
         }
-        Ok(())
     }
 
     /// Put a process in the container's cgroup, in every hierarchy.
     pub fn add_pid(&self, pid: i32) -> Result<()> {
         for h in &self.hierarchies {
             let p = h.dir.join("cgroup.procs");
-            std::fs::write(&p, pid.to_string())
-                .map_err(|e| anyhow!("add pid {pid} to {}: {}", p.display(), crate::sys::io_errno(&e)))?;
+            std::fs::write(&p, pid.to_string()).map_err(|e| {
+                anyhow!(
+                    "add pid {pid} to {}: {}",
+                    p.display(),
+                    crate::sys::io_errno(&e)
+                )
+            })?;
         }
         Ok(())
     }
@@ -259,7 +351,11 @@ impl Cgroup {
         match std::fs::read_to_string(&p) {
             Ok(s) => Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(vec![]),
-            Err(e) => Err(anyhow!("read {}: {}", p.display(), crate::sys::io_errno(&e))),
+            Err(e) => Err(anyhow!(
+                "read {}: {}",
+                p.display(),
+                crate::sys::io_errno(&e)
+            )),
         }
     }
 
@@ -269,7 +365,8 @@ impl Cgroup {
             return std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "1");
         }
         match self.find("freezer") {
-            Some(h) => std::fs::read_to_string(h.dir.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED"),
+            Some(h) => std::fs::read_to_string(h.dir.join("freezer.state"))
+                .is_ok_and(|s| s.trim() != "THAWED"),
             None => false,
         }
     }
@@ -315,7 +412,13 @@ fn add_default_devices(res: &mut LinuxResources, devices: &[crate::rootfs::Devic
     };
     let mut list = res.devices().clone().unwrap_or_default();
     for d in devices {
-        let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK { T::B } else if d.kind == nix::sys::stat::SFlag::S_IFIFO { T::P } else { T::C };
+        let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK {
+            T::B
+        } else if d.kind == nix::sys::stat::SFlag::S_IFIFO {
+            T::P
+        } else {
+            T::C
+        };
         list.push(rule(typ, Some(d.major as i64), Some(d.minor as i64), "rwm"));
     }
     list.push(rule(T::C, None, None, "m"));
@@ -335,15 +438,32 @@ fn remove_leaf(dir: &Path) -> Result<()> {
             Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) => {
                 if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
                     for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
                     }
                 }
                 if attempt == 99 {
-                    return Err(anyhow!("remove cgroup {}: {}", dir.display(), crate::sys::io_errno(&e)));
+                    return Err(anyhow!(
+                        "remove cgroup {}: {}",
+                        dir.display(),
+                        crate::sys::io_errno(&e)
+                    ));
                 }
-                std::thread::sleep(std::time::Duration::from_millis(if attempt < 10 { 2 } else { 20 }));
+                std::thread::sleep(std::time::Duration::from_millis(if attempt < 10 {
+                    2
+                } else {
+                    20
+                }));
             }
-            Err(e) => return Err(anyhow!("remove cgroup {}: {}", dir.display(), crate::sys::io_errno(&e))),
+            Err(e) => {
+                return Err(anyhow!(
+                    "remove cgroup {}: {}",
+                    dir.display(),
+                    crate::sys::io_errno(&e)
+                ));
+            }
         }
     }
     Ok(())
@@ -353,10 +473,12 @@ fn remove_leaf(dir: &Path) -> Result<()> {
 /// copied from the parent.
 fn copy_cpuset(parent: &Path, dir: &Path) -> Result<()> {
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        let v = std::fs::read_to_string(parent.join(f)).with_context(|| format!("read {}", parent.join(f).display()))?;
+        let v = std::fs::read_to_string(parent.join(f))
+            .with_context(|| format!("read {}", parent.join(f).display()))?;
         let cur = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
         if cur.trim().is_empty() {
-            std::fs::write(dir.join(f), v.trim()).with_context(|| format!("write {}", dir.join(f).display()))?;
+            std::fs::write(dir.join(f), v.trim())
+                .with_context(|| format!("write {}", dir.join(f).display()))?;
         }
     }
     Ok(())
@@ -375,7 +497,14 @@ fn enable_controllers(dir: &Path) -> Result<()> {
         return Ok(());
     }
     let p = dir.join("cgroup.subtree_control");
-    std::fs::write(&p, want.join(" ")).map_err(|e| anyhow!("enable controllers {} in {}: {}", want.join(" "), p.display(), crate::sys::io_errno(&e)))
+    std::fs::write(&p, want.join(" ")).map_err(|e| {
+        anyhow!(
+            "enable controllers {} in {}: {}",
+            want.join(" "),
+            p.display(),
+            crate::sys::io_errno(&e)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -394,8 +523,13 @@ mod tests {
 
     #[test]
     fn absolute_path_under_each_root() {
-        let c = Cgroup::plan_from(Mode::Hybrid, MOUNTINFO, OWN, Some("/rrun-test/c1"), "c1").unwrap();
-        let dirs: Vec<_> = c.hierarchies.iter().map(|h| h.dir.to_string_lossy().into_owned()).collect();
+        let c =
+            Cgroup::plan_from(Mode::Hybrid, MOUNTINFO, OWN, Some("/rrun-test/c1"), "c1").unwrap();
+        let dirs: Vec<_> = c
+            .hierarchies
+            .iter()
+            .map(|h| h.dir.to_string_lossy().into_owned())
+            .collect();
         assert!(dirs.contains(&"/sys/fs/cgroup/memory/rrun-test/c1".to_string()));
         assert!(dirs.contains(&"/sys/fs/cgroup/unified/rrun-test/c1".to_string()));
         let sd = c.hierarchies.iter().find(|h| h.name == "systemd").unwrap();
@@ -406,11 +540,18 @@ mod tests {
     fn relative_and_default_paths_under_own_cgroup() {
         let c = Cgroup::plan_from(Mode::Hybrid, MOUNTINFO, OWN, Some("sub/c1"), "c1").unwrap();
         let mem = c.hierarchies.iter().find(|h| h.name == "memory").unwrap();
-        assert_eq!(mem.dir, PathBuf::from("/sys/fs/cgroup/memory/machine/x/sub/c1"));
+        assert_eq!(
+            mem.dir,
+            PathBuf::from("/sys/fs/cgroup/memory/machine/x/sub/c1")
+        );
         let c = Cgroup::plan_from(Mode::Hybrid, MOUNTINFO, OWN, None, "c9").unwrap();
         let mem = c.hierarchies.iter().find(|h| h.name == "memory").unwrap();
         assert_eq!(mem.dir, PathBuf::from("/sys/fs/cgroup/memory/machine/x/c9"));
-        let cc = c.hierarchies.iter().find(|h| h.name == "cpu,cpuacct").unwrap();
+        let cc = c
+            .hierarchies
+            .iter()
+            .find(|h| h.name == "cpu,cpuacct")
+            .unwrap();
         assert_eq!(cc.dir, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/a/c9"));
         let u = c.hierarchies.iter().find(|h| h.unified).unwrap();
         assert_eq!(u.dir, PathBuf::from("/sys/fs/cgroup/unified/u/c9"));
@@ -425,6 +566,9 @@ mod tests {
 
     #[test]
     fn systemd_paths_are_refused() {
-        assert!(Cgroup::plan_from(Mode::V1, MOUNTINFO, OWN, Some("system.slice:rrun:c1"), "c1").is_err());
+        assert!(
+            Cgroup::plan_from(Mode::V1, MOUNTINFO, OWN, Some("system.slice:rrun:c1"), "c1")
+                .is_err()
+        );
     }
 }

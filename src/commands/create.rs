@@ -14,12 +14,19 @@ pub fn run(root: &Path, o: &CreateOpts, id: &str) -> Result<()> {
 
 /// LISTEN_FDS from the caller (socket activation): passed on like runc does.
 fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn owner() -> String {
     let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid).ok().flatten().map(|u| u.name).unwrap_or_else(|| uid.to_string())
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
 }
 
 pub fn create(root: &Path, o: &CreateOpts, id: &str) -> Result<Container> {

@@ -30,13 +30,13 @@ pub fn run(root: &Path, a: &DeleteArgs) -> Result<()> {
 /// Kill init and whatever else is in the cgroup, remove the cgroup dirs rrun created and the
 /// state dir. Mounts live in the container's mount namespace and go with its processes.
 pub fn destroy(c: Container) -> Result<()> {
-    if crate::util::pid_alive(c.saved.pid, c.saved.start_time) {
-        if let Ok(fd) = crate::sys::pidfd_open(c.saved.pid) {
-            if crate::util::pid_alive(c.saved.pid, c.saved.start_time) {
-                let _ = crate::sys::pidfd_send_signal(&fd, libc::SIGKILL);
-                wait_exit(&fd);
-            }
-        }
+    // The pidfd pins the process; the start time proves it is still our init.
+    if crate::util::pid_alive(c.saved.pid, c.saved.start_time)
+        && let Ok(fd) = crate::sys::pidfd_open(c.saved.pid)
+        && crate::util::pid_alive(c.saved.pid, c.saved.start_time)
+    {
+        let _ = crate::sys::pidfd_send_signal(&fd, libc::SIGKILL);
+        wait_exit(&fd);
     }
     let mut res = Ok(());
     if let Some(cg) = &c.saved.cgroup {
@@ -48,7 +48,11 @@ pub fn destroy(c: Container) -> Result<()> {
 
 /// A pidfd becomes readable when the process exits (zombie or reaped).
 fn wait_exit(fd: &std::os::fd::OwnedFd) {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd; bounded wait.
     unsafe { libc::poll(&mut p, 1, 5000) };
 }

@@ -15,7 +15,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         bail!("invalid signal {s:?}");
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
     name.parse::<nix::sys::signal::Signal>()
         .map(|s| s as i32)
         .map_err(|_| anyhow!("unknown signal {s:?}"))
@@ -26,15 +30,21 @@ pub fn run(root: &Path, a: &KillArgs) -> Result<()> {
     let c = Container::load(root, &a.id)?;
     let status = c.status();
     if status == Status::Stopped || status == Status::Creating {
-        return Err(crate::error::invalid_state(format!("container {}: container not running", a.id)));
+        return Err(crate::error::invalid_state(format!(
+            "container {}: container not running",
+            a.id
+        )));
     }
-    if a.all {
-        if let Some(cg) = &c.saved.cgroup {
-            for pid in cg.procs()? {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::try_from(sig).ok());
-            }
-            return Ok(());
+    if a.all
+        && let Some(cg) = &c.saved.cgroup
+    {
+        for pid in cg.procs()? {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::try_from(sig).ok(),
+            );
         }
+        return Ok(());
     }
     signal_init(&c, sig)
 }
@@ -43,14 +53,17 @@ pub fn signal_init(c: &Container, sig: i32) -> Result<()> {
     let pid = c.saved.pid;
     let fd = match crate::sys::pidfd_open(pid) {
         Ok(fd) => fd,
-        Err(nix::errno::Errno::ESRCH) => return Err(crate::error::invalid_state("container not running".into())),
+        Err(nix::errno::Errno::ESRCH) => {
+            return Err(crate::error::invalid_state("container not running".into()));
+        }
         Err(e) => return Err(anyhow!("pidfd_open {pid}: {e}")),
     };
     // The pidfd pins the process: if its start time is still ours, it is our init.
     if !crate::util::pid_alive(pid, c.saved.start_time) {
         return Err(crate::error::invalid_state("container not running".into()));
     }
-    crate::sys::pidfd_send_signal(&fd, sig).map_err(|e| anyhow!("signal {sig} to init (pid {pid}): {e}"))
+    crate::sys::pidfd_send_signal(&fd, sig)
+        .map_err(|e| anyhow!("signal {sig} to init (pid {pid}): {e}"))
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ pub fn run(root: &Path, a: &ListArgs) -> Result<()> {
         for ent in rd.flatten() {
             let id = ent.file_name().to_string_lossy().into_owned();
             let dir = ent.path();
-            let Ok(s) = crate::state::read_saved(&dir, &id) else { continue };
+            let Ok(s) = crate::state::read_saved(&dir, &id) else {
+                continue;
+            };
             let status = crate::state::derive_status(&crate::state::facts(&dir, &s));
             rows.push(crate::state::oci_state(&s, status));
         }
@@ -39,9 +41,25 @@ fn table(rows: &[serde_json::Value]) -> String {
             serde_json::Value::String(s) => s.clone(),
             v => v.to_string(),
         };
-        cells.push(vec![s("id"), s("pid"), s("status"), s("bundle"), s("created"), s("owner")]);
+        cells.push(vec![
+            s("id"),
+            s("pid"),
+            s("status"),
+            s("bundle"),
+            s("created"),
+            s("owner"),
+        ]);
     }
-    let widths: Vec<usize> = (0..head.len()).map(|i| cells.iter().map(|r| r[i].len() + 3).max().unwrap_or(0).max(12)).collect();
+    let widths: Vec<usize> = (0..head.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|r| r[i].len() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        })
+        .collect();
     let mut out = String::new();
     for r in &cells {
         for (i, c) in r.iter().enumerate() {

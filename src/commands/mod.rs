@@ -23,7 +23,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     };
     let root = root(cli);
     match cmd {
-        Cmd::Spec(a) => spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0),
+        Cmd::Spec(a) => {
+            spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0)
+        }
         Cmd::Create(a) => create::run(&root, &a.opts, &a.id).map(|_| 0),
         Cmd::Start(a) => start::run(&root, &a.id).map(|_| 0),
         Cmd::State(a) => state::run(&root, &a.id).map(|_| 0),

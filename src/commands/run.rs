@@ -31,7 +31,8 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     ] {
         set.add(s);
     }
-    set.thread_block().map_err(|e| anyhow!("block signals: {e}"))?;
+    set.thread_block()
+        .map_err(|e| anyhow!("block signals: {e}"))?;
     if let Err(e) = super::start::start(&c) {
         let _ = super::delete::destroy(c);
         return Err(e);
@@ -73,9 +74,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
 }
 
 fn finish(c: crate::state::Container, keep: bool) {
-    if !keep {
-        if let Err(e) = super::delete::destroy(c) {
-            crate::logging::warn(&format!("delete after run: {e:#}"));
-        }
+    if !keep && let Err(e) = super::delete::destroy(c) {
+        crate::logging::warn(&format!("delete after run: {e:#}"));
     }
 }

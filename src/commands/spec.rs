@@ -18,10 +18,10 @@ pub fn template(rootless: bool) -> String {
     let mounts = v["mounts"].as_array_mut().expect("mounts");
     mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
     for m in mounts.iter_mut() {
-        if m["destination"] == "/dev/pts" {
-            if let Some(o) = m["options"].as_array_mut() {
-                o.retain(|x| x != "gid=5");
-            }
+        if m["destination"] == "/dev/pts"
+            && let Some(o) = m["options"].as_array_mut()
+        {
+            o.retain(|x| x != "gid=5");
         }
         if m["destination"] == "/sys" {
             m["type"] = "none".into();
@@ -33,8 +33,14 @@ pub fn template(rootless: bool) -> String {
     linux.shift_remove("resources");
     let rest: Vec<(String, serde_json::Value)> = linux.clone().into_iter().collect();
     linux.clear();
-    linux.insert("uidMappings".into(), serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]));
-    linux.insert("gidMappings".into(), serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]));
+    linux.insert(
+        "uidMappings".into(),
+        serde_json::json!([{"containerID": 0, "hostID": uid, "size": 1}]),
+    );
+    linux.insert(
+        "gidMappings".into(),
+        serde_json::json!([{"containerID": 0, "hostID": gid, "size": 1}]),
+    );
     for (k, val) in rest {
         linux.insert(k, val);
     }
@@ -70,15 +76,26 @@ mod tests {
 
     #[test]
     fn template_is_a_valid_spec() {
-        let s: oci_spec::runtime::Spec = crate::spec::decode("config.json", TEMPLATE.as_bytes()).unwrap();
+        let s: oci_spec::runtime::Spec =
+            crate::spec::decode("config.json", TEMPLATE.as_bytes()).unwrap();
         assert_eq!(s.process().as_ref().unwrap().terminal(), Some(true));
-        assert_eq!(s.process().as_ref().unwrap().args().as_ref().unwrap(), &vec!["sh".to_string()]);
-        let r: oci_spec::runtime::Spec = crate::spec::decode("config.json", template(true).as_bytes()).unwrap();
+        assert_eq!(
+            s.process().as_ref().unwrap().args().as_ref().unwrap(),
+            &vec!["sh".to_string()]
+        );
+        let r: oci_spec::runtime::Spec =
+            crate::spec::decode("config.json", template(true).as_bytes()).unwrap();
         let l = r.linux().as_ref().unwrap();
         assert!(l.uid_mappings().is_some());
         assert!(l.resources().is_none());
         let ns = l.namespaces().as_ref().unwrap();
-        assert!(ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User));
-        assert!(!ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network));
+        assert!(
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        );
+        assert!(
+            !ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
+        );
     }
 }

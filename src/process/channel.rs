@@ -34,15 +34,21 @@ pub struct Channel {
 }
 
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| anyhow!("socketpair for the init channel: {e}"))?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("socketpair for the init channel: {e}"))?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
 impl Channel {
     pub fn send<T: Serialize>(&self, m: &T) -> Result<()> {
         let data = serde_json::to_vec(m)?;
-        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL).map_err(|e| anyhow!("send on the init channel: {e}"))?;
+        send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
+            .map_err(|e| anyhow!("send on the init channel: {e}"))?;
         Ok(())
     }
 
@@ -64,7 +70,9 @@ impl Channel {
         match self.recv::<ToInit>()? {
             Some(m) if m == want => Ok(()),
             Some(m) => Err(anyhow!("init channel: expected {want:?}, got {m:?}")),
-            None => Err(anyhow!("init channel: the parent went away while init waited for {want:?}")),
+            None => Err(anyhow!(
+                "init channel: the parent went away while init waited for {want:?}"
+            )),
         }
     }
 }
@@ -77,9 +85,20 @@ mod tests {
     fn round_trip() {
         let (a, b) = pair().unwrap();
         a.send(&ToParent::Forked { pid: 42 }).unwrap();
-        a.send(&ToParent::Error { msg: "mount proc: EPERM".into() }).unwrap();
-        assert_eq!(b.recv::<ToParent>().unwrap(), Some(ToParent::Forked { pid: 42 }));
-        assert_eq!(b.recv::<ToParent>().unwrap(), Some(ToParent::Error { msg: "mount proc: EPERM".into() }));
+        a.send(&ToParent::Error {
+            msg: "mount proc: EPERM".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            b.recv::<ToParent>().unwrap(),
+            Some(ToParent::Forked { pid: 42 })
+        );
+        assert_eq!(
+            b.recv::<ToParent>().unwrap(),
+            Some(ToParent::Error {
+                msg: "mount proc: EPERM".into()
+            })
+        );
         b.send(&ToInit::Go).unwrap();
         a.expect(ToInit::Go).unwrap();
         b.send(&ToInit::MapsWritten).unwrap();

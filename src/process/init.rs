@@ -11,12 +11,21 @@ use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-pub fn run(o: &InitOpts, chan: Channel, ns_files: &[(CloneFlags, std::fs::File, usize)], now: CloneFlags, later: CloneFlags, fork: bool) -> ! {
+pub fn run(
+    o: &InitOpts,
+    chan: Channel,
+    ns_files: &[(CloneFlags, std::fs::File, usize)],
+    now: CloneFlags,
+    later: CloneFlags,
+    fork: bool,
+) -> ! {
     let err = match setup(o, &chan, ns_files, now, later, fork) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&ToParent::Error { msg: format!("{err:#}") });
+    let _ = chan.send(&ToParent::Error {
+        msg: format!("{err:#}"),
+    });
     // SAFETY: leave without running the parent's atexit handlers or destructors.
     unsafe { libc::_exit(1) }
 }
@@ -27,7 +36,14 @@ fn prctl(op: i32, arg: u64) -> nix::Result<()> {
     nix::errno::Errno::result(r).map(drop)
 }
 
-fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, usize)], now: CloneFlags, later: CloneFlags, fork: bool) -> Result<Infallible> {
+fn setup(
+    o: &InitOpts,
+    chan: &Channel,
+    ns_files: &[(CloneFlags, std::fs::File, usize)],
+    now: CloneFlags,
+    later: CloneFlags,
+    fork: bool,
+) -> Result<Infallible> {
     let plan = o.plan;
     // Until Ready, init dies with the rrun that creates it.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).context("set the parent-death signal")?;
@@ -53,7 +69,9 @@ fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, u
         // SAFETY: single-threaded; the child continues with its own copy of everything.
         match unsafe { nix::unistd::fork() }.context("fork into the new pid/time namespace")? {
             ForkResult::Parent { child } => {
-                let _ = chan.send(&ToParent::Forked { pid: child.as_raw() });
+                let _ = chan.send(&ToParent::Forked {
+                    pid: child.as_raw(),
+                });
                 // SAFETY: the intermediate process leaves at once.
                 unsafe { libc::_exit(0) }
             }
@@ -79,10 +97,12 @@ fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, u
     // Namespaced sysctls go through the host /proc while it is still here: the kernel picks
     // the namespace of the writer, which is already the container's.
     for (k, v) in &plan.sysctl {
-        crate::sys::write_file(&crate::sysctl::proc_path(k), v).with_context(|| format!("linux.sysctl.{k}"))?;
+        crate::sys::write_file(&crate::sysctl::proc_path(k), v)
+            .with_context(|| format!("linux.sysctl.{k}"))?;
     }
     if let Some(adj) = plan.process.oom_score_adj {
-        crate::sys::write_file("/proc/self/oom_score_adj", &adj.to_string()).context("process.oomScoreAdj")?;
+        crate::sys::write_file("/proc/self/oom_score_adj", &adj.to_string())
+            .context("process.oomScoreAdj")?;
     }
 
     // The root filesystem, all before pivot_root.
@@ -100,7 +120,8 @@ fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, u
     rootfs::do_mounts(&root, &s)?;
     rootfs::setup_dev(&root, &s)?;
     // runc creates a missing cwd; do it while the rootfs may still be writable.
-    rootfs::mkdir_all(&root, &plan.process.cwd, 0o755).with_context(|| format!("process.cwd {:?}", plan.process.cwd))?;
+    rootfs::mkdir_all(&root, &plan.process.cwd, 0o755)
+        .with_context(|| format!("process.cwd {:?}", plan.process.cwd))?;
     rootfs::mask_paths(&root, &plan.masked)?;
     rootfs::readonly_paths(&root, &plan.readonly)?;
     if plan.root_readonly {
@@ -112,8 +133,14 @@ fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, u
     drop(root);
     drop(t);
     if let Some(p) = plan.root_propagation {
-        nix::mount::mount(None::<&str>, "/", None::<&str>, p | nix::mount::MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| anyhow!("linux.rootfsPropagation on the new /: {e}"))?;
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            p | nix::mount::MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| anyhow!("linux.rootfsPropagation on the new /: {e}"))?;
     }
 
     let mut env = plan.process.env.clone();
@@ -124,17 +151,22 @@ fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, u
     }
 
     for (res, soft, hard, i) in &plan.process.rlimits {
-        let lim = libc::rlimit { rlim_cur: *soft, rlim_max: *hard };
+        let lim = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
         // SAFETY: valid pointer to an rlimit struct.
         let r = unsafe { libc::setrlimit(*res, &lim) };
-        nix::errno::Errno::result(r).map_err(|e| anyhow!("process.rlimits[{i}]: setrlimit soft {soft} hard {hard}: {e}"))?;
+        nix::errno::Errno::result(r)
+            .map_err(|e| anyhow!("process.rlimits[{i}]: setrlimit soft {soft} hard {hard}: {e}"))?;
     }
 
     set_user(o)?;
     if let Some(m) = plan.process.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
     }
-    nix::unistd::chdir(plan.process.cwd.as_str()).map_err(|e| anyhow!("process.cwd: chdir {:?}: {e}", plan.process.cwd))?;
+    nix::unistd::chdir(plan.process.cwd.as_str())
+        .map_err(|e| anyhow!("process.cwd: chdir {:?}: {e}", plan.process.cwd))?;
     if plan.process.no_new_privileges {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
     }
@@ -157,8 +189,16 @@ fn setup(o: &InitOpts, chan: &Channel, ns_files: &[(CloneFlags, std::fs::File, u
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }
     crate::sys::close_range_from(keep);
-    let argv: Vec<CString> = plan.process.args.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = env.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>()?;
+    let argv: Vec<CString> = plan
+        .process
+        .args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()?;
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: restoring the default disposition.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
@@ -176,7 +216,11 @@ extern "C" fn on_signal(sig: i32) {
 }
 
 fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
-    let mut pfd = libc::pollfd { fd: fifo.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fifo.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     loop {
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, -1) };
@@ -189,7 +233,8 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
         }
     }
     let mut b = [0u8; 1];
-    let n = nix::unistd::read(fifo.as_raw_fd(), &mut b).map_err(|e| anyhow!("read exec.fifo: {e}"))?;
+    let n =
+        nix::unistd::read(fifo.as_raw_fd(), &mut b).map_err(|e| anyhow!("read exec.fifo: {e}"))?;
     if n != 1 {
         bail!("exec.fifo closed without a start");
     }
@@ -199,7 +244,9 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
 /// PATH lookup inside the container, with the process's own PATH.
 fn find_exe(arg0: &str, env: &[String]) -> Result<CString> {
     use std::os::unix::fs::PermissionsExt;
-    let ok = |p: &std::path::Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let ok = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if arg0.contains('/') {
         if !ok(std::path::Path::new(arg0)) {
             bail!("process.args[0]: {arg0:?}: no such executable in the container");
@@ -248,9 +295,11 @@ fn set_user(o: &InitOpts) -> Result<()> {
         Err(e) => bail!("process.user.additionalGids {:?}: setgroups: {e}", p.groups),
     }
     let g = Gid::from_raw(p.gid);
-    nix::unistd::setresgid(g, g, g).map_err(|e| anyhow!("process.user.gid {}: setresgid: {e}", p.gid))?;
+    nix::unistd::setresgid(g, g, g)
+        .map_err(|e| anyhow!("process.user.gid {}: setresgid: {e}", p.gid))?;
     let u = Uid::from_raw(p.uid);
-    nix::unistd::setresuid(u, u, u).map_err(|e| anyhow!("process.user.uid {}: setresuid: {e}", p.uid))?;
+    nix::unistd::setresuid(u, u, u)
+        .map_err(|e| anyhow!("process.user.uid {}: setresuid: {e}", p.uid))?;
     prctl(libc::PR_SET_KEEPCAPS, 0).context("clear keep-caps")?;
     if let Some(c) = &p.caps {
         c.apply_rest()?;

@@ -56,7 +56,13 @@ fn clone3(flags: CloneFlags) -> Result<i32> {
     };
     // SAFETY: no stack is given, so the child continues on a copy of our stack like fork();
     // rrun has a single thread here, so no lock can be held by another thread.
-    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
     if r < 0 {
         let e = nix::errno::Errno::last();
         bail!("clone3 with {}: {e}", describe(flags));
@@ -66,15 +72,21 @@ fn clone3(flags: CloneFlags) -> Result<i32> {
 
 fn describe(flags: CloneFlags) -> String {
     let names: Vec<&str> = flags.iter().map(crate::namespaces::name).collect();
-    if names.is_empty() { "no new namespaces".into() } else { format!("new {} namespaces", names.join(", ")) }
+    if names.is_empty() {
+        "no new namespaces".into()
+    } else {
+        format!("new {} namespaces", names.join(", "))
+    }
 }
 
 fn write_maps(pid: i32, plan: &Plan) -> Result<()> {
     if let Some(m) = &plan.uid_map {
-        crate::sys::write_file(&format!("/proc/{pid}/uid_map"), m).map_err(|e| anyhow!("linux.uidMappings: {e:#}"))?;
+        crate::sys::write_file(&format!("/proc/{pid}/uid_map"), m)
+            .map_err(|e| anyhow!("linux.uidMappings: {e:#}"))?;
     }
     if let Some(m) = &plan.gid_map {
-        crate::sys::write_file(&format!("/proc/{pid}/gid_map"), m).map_err(|e| anyhow!("linux.gidMappings: {e:#}"))?;
+        crate::sys::write_file(&format!("/proc/{pid}/gid_map"), m)
+            .map_err(|e| anyhow!("linux.gidMappings: {e:#}"))?;
     }
     Ok(())
 }
@@ -113,7 +125,10 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
     drop(t);
     drop(child);
     drop(ns_files);
-    let mut guard = ChildGuard { pids: vec![pid], armed: true };
+    let mut guard = ChildGuard {
+        pids: vec![pid],
+        armed: true,
+    };
     if let Some(cg) = o.cgroup {
         cg.add_pid(pid)?;
     }
@@ -143,7 +158,9 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
                     Ok(WaitStatus::Signaled(_, s, _)) => format!("was killed by {s}"),
                     _ => "closed its channel".into(),
                 };
-                return Err(crate::error::init_failed(format!("container init {how} before it was ready")));
+                return Err(crate::error::init_failed(format!(
+                    "container init {how} before it was ready"
+                )));
             }
         }
     }
@@ -151,5 +168,8 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
         .map(|s| s.1)
         .ok_or_else(|| anyhow!("container init (pid {init_pid}) died right after setup"))?;
     guard.armed = false;
-    Ok(Spawned { pid: init_pid, start_time })
+    Ok(Spawned {
+        pid: init_pid,
+        start_time,
+    })
 }
