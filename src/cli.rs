@@ -59,6 +59,76 @@ pub enum Cmd {
     /// List containers
     #[command(alias = "ls")]
     List(ListArgs),
+    /// Freeze every process of the container
+    Pause(IdArgs),
+    /// Thaw a paused container
+    Resume(IdArgs),
+    /// Show the processes of the container (ps output filtered to its cgroup)
+    Ps(PsArgs),
+    /// Change the resource limits of a running container
+    Update(UpdateArgs),
+    /// Resource usage stats and OOM notices of a container
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// table or json (json: the list of pids)
+    #[arg(short = 'f', long, default_value = "table")]
+    pub format: String,
+    pub id: String,
+    /// Options for ps(1), default -ef
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print one stats object and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// Interval between stats in the stream (e.g. 5s, 500ms)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    pub id: String,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    /// JSON LinuxResources from a file, or - for stdin
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix)
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    #[arg(long = "kernel-memory-tcp")]
+    pub kernel_memory_tcp: Option<String>,
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    pub id: String,
 }
 
 #[derive(Args, Debug)]

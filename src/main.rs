@@ -30,6 +30,10 @@ fn fd_hygiene() {
 
 fn main() {
     fd_hygiene();
+    // Rust ignores SIGPIPE; a CLI should die quietly on a closed pipe, and an ignored SIGPIPE
+    // would be inherited by the container's process through execve.
+    // SAFETY: setting a default signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = cli::Cli::parse();
     if cli.version {
         println!(

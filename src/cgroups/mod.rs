@@ -2,6 +2,7 @@
 //! unified hierarchy, joined as runc does) and v2. The parent creates and configures the cgroup
 //! before init runs user code, puts init in it, and removes only the dirs it created.
 
+mod stats;
 pub mod v1;
 pub mod v2;
 
@@ -371,9 +372,42 @@ impl Cgroup {
         }
     }
 
+    /// Freeze (pause) or thaw (resume) every process, and wait until the kernel says so.
+    pub fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let (file, want, check_file): (PathBuf, &str, PathBuf) = if self.mode == Mode::V2 {
+            let d = &self.hierarchies[0].dir;
+            (d.join("cgroup.freeze"), if frozen { "1" } else { "0" }, d.join("cgroup.events"))
+        } else {
+            let h = self.find("freezer").ok_or_else(|| anyhow!("pause/resume needs the freezer controller, which is not mounted"))?;
+            let f = h.dir.join("freezer.state");
+            (f.clone(), if frozen { "FROZEN" } else { "THAWED" }, f)
+        };
+        for attempt in 0..1000 {
+            // v1 can stay in FREEZING while tasks are busy: write again, as runc does.
+            if attempt % 10 == 0 {
+                std::fs::write(&file, want).map_err(|e| anyhow!("write {want} to {}: {}", file.display(), crate::sys::io_errno(&e)))?;
+            }
+            let s = std::fs::read_to_string(&check_file).unwrap_or_default();
+            let done = if self.mode == Mode::V2 {
+                s.lines().any(|l| l == format!("frozen {}", if frozen { 1 } else { 0 }))
+            } else {
+                s.trim() == want
+            };
+            if done {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        bail!("{} did not reach {want}", check_file.display())
+    }
+
     /// Kill what is left, then remove the leaf dirs (retrying EBUSY) and the parents this
     /// container created, never one it did not.
     pub fn destroy(&self) -> Result<()> {
+        // Killed tasks of a frozen cgroup only die once thawed.
+        if self.is_frozen() {
+            let _ = self.set_frozen(false);
+        }
         let mut last_err = None;
         for h in &self.hierarchies {
             if !self.created.contains(&h.dir) {

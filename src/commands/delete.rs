@@ -36,6 +36,12 @@ pub fn destroy(c: Container) -> Result<()> {
         && crate::util::pid_alive(c.saved.pid, c.saved.start_time)
     {
         let _ = crate::sys::pidfd_send_signal(&fd, libc::SIGKILL);
+        // A paused container's tasks only die once thawed.
+        if let Some(cg) = &c.saved.cgroup
+            && cg.is_frozen()
+        {
+            let _ = cg.set_frozen(false);
+        }
         wait_exit(&fd);
     }
     let mut res = Ok(());

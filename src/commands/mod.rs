@@ -2,12 +2,16 @@
 
 mod create;
 mod delete;
+mod events;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use crate::cli::{Cli, Cmd};
 use anyhow::{Result, bail};
@@ -33,5 +37,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Delete(a) => delete::run(&root, a).map(|_| 0),
         Cmd::Run(a) => run::run(&root, a),
         Cmd::List(a) => list::run(&root, a).map(|_| 0),
+        Cmd::Pause(a) => pause::run(&root, &a.id, true).map(|_| 0),
+        Cmd::Resume(a) => pause::run(&root, &a.id, false).map(|_| 0),
+        Cmd::Ps(a) => ps::run(&root, a).map(|_| 0),
+        Cmd::Update(a) => update::run(&root, a).map(|_| 0),
+        Cmd::Events(a) => events::run(&root, a).map(|_| 0),
     }
 }
