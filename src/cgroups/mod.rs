@@ -299,7 +299,11 @@ impl Cgroup {
     /// host lacks is an error naming the field.
     pub fn apply(&self, res: &LinuxResources) -> Result<()> {
         let available: Vec<&str> = if self.mode == Mode::V2 {
-            self.hierarchies[0].controllers.iter().map(String::as_str).collect()
+            self.hierarchies[0]
+                .controllers
+                .iter()
+                .map(String::as_str)
+                .collect()
         } else {
             self.hierarchies
                 .iter()
@@ -309,7 +313,10 @@ impl Cgroup {
         };
         let write = |w: &v1::Write| -> std::io::Result<()> {
             let h = self.find(w.controller).ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {} controller", w.controller))
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no {} controller", w.controller),
+                )
             })?;
             std::fs::write(h.dir.join(&w.file), &w.value)
         };
@@ -376,20 +383,33 @@ impl Cgroup {
     pub fn set_frozen(&self, frozen: bool) -> Result<()> {
         let (file, want, check_file): (PathBuf, &str, PathBuf) = if self.mode == Mode::V2 {
             let d = &self.hierarchies[0].dir;
-            (d.join("cgroup.freeze"), if frozen { "1" } else { "0" }, d.join("cgroup.events"))
+            (
+                d.join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+                d.join("cgroup.events"),
+            )
         } else {
-            let h = self.find("freezer").ok_or_else(|| anyhow!("pause/resume needs the freezer controller, which is not mounted"))?;
+            let h = self.find("freezer").ok_or_else(|| {
+                anyhow!("pause/resume needs the freezer controller, which is not mounted")
+            })?;
             let f = h.dir.join("freezer.state");
             (f.clone(), if frozen { "FROZEN" } else { "THAWED" }, f)
         };
         for attempt in 0..1000 {
             // v1 can stay in FREEZING while tasks are busy: write again, as runc does.
             if attempt % 10 == 0 {
-                std::fs::write(&file, want).map_err(|e| anyhow!("write {want} to {}: {}", file.display(), crate::sys::io_errno(&e)))?;
+                std::fs::write(&file, want).map_err(|e| {
+                    anyhow!(
+                        "write {want} to {}: {}",
+                        file.display(),
+                        crate::sys::io_errno(&e)
+                    )
+                })?;
             }
             let s = std::fs::read_to_string(&check_file).unwrap_or_default();
             let done = if self.mode == Mode::V2 {
-                s.lines().any(|l| l == format!("frozen {}", if frozen { 1 } else { 0 }))
+                s.lines()
+                    .any(|l| l == format!("frozen {}", if frozen { 1 } else { 0 }))
             } else {
                 s.trim() == want
             };

@@ -28,7 +28,10 @@ fn kv(p: &Path) -> serde_json::Map<String, Value> {
         .lines()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), json!(it.next()?.parse::<u64>().ok()?)))
+            Some((
+                it.next()?.to_string(),
+                json!(it.next()?.parse::<u64>().ok()?),
+            ))
         })
         .collect()
 }
@@ -129,7 +132,9 @@ impl Cgroup {
         let mut io_bytes = Vec::new();
         for l in read(&d.join("io.stat")).unwrap_or_default().lines() {
             let mut it = l.split_whitespace();
-            let Some((maj, min)) = it.next().and_then(|x| x.split_once(':')) else { continue };
+            let Some((maj, min)) = it.next().and_then(|x| x.split_once(':')) else {
+                continue;
+            };
             for kvp in it {
                 if let Some((k, v)) = kvp.split_once('=') {
                     let op = match k {
@@ -182,7 +187,8 @@ impl Cgroup {
         } else {
             (self.dir_of("memory"), "memory.oom_control")
         };
-        dir.map(|d| get(&kv(&d.join(file)), "oom_kill")).unwrap_or(0)
+        dir.map(|d| get(&kv(&d.join(file)), "oom_kill"))
+            .unwrap_or(0)
     }
 }
 
@@ -191,8 +197,12 @@ fn hugetlb(d: &Path, usage: &str, max: &str, fail: &str) -> Value {
     let mut out = serde_json::Map::new();
     for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("hugetlb.") else { continue };
-        let Some(size) = rest.strip_suffix(&format!(".{usage}")) else { continue };
+        let Some(rest) = name.strip_prefix("hugetlb.") else {
+            continue;
+        };
+        let Some(size) = rest.strip_suffix(&format!(".{usage}")) else {
+            continue;
+        };
         if size.contains(".rsvd") {
             continue;
         }

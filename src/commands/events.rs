@@ -19,7 +19,9 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.parse().map_err(|_| anyhow!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("invalid duration {s:?} (e.g. 5s, 500ms)"))?;
     if v <= 0.0 {
         bail!("invalid duration {s:?}: must be positive");
     }
@@ -30,9 +32,16 @@ pub fn run(root: &Path, a: &EventsArgs) -> Result<()> {
     let interval = parse_duration(&a.interval)?;
     let c = Container::load(root, &a.id)?;
     if c.status() == Status::Stopped {
-        return Err(crate::error::invalid_state(format!("container {}: container not running", a.id)));
+        return Err(crate::error::invalid_state(format!(
+            "container {}: container not running",
+            a.id
+        )));
     }
-    let cg = c.saved.cgroup.clone().ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
+    let cg = c
+        .saved
+        .cgroup
+        .clone()
+        .ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
     let (dir, saved) = (c.dir.clone(), c.saved.clone());
     // Do not hold the lock while streaming: other verbs must go on.
     drop(c);

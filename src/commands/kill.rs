@@ -46,11 +46,11 @@ pub fn run(root: &Path, a: &KillArgs) -> Result<()> {
         }
         return Ok(());
     }
-    signal_init(&c, sig)
+    signal_init(&c.saved, sig)
 }
 
-pub fn signal_init(c: &Container, sig: i32) -> Result<()> {
-    let pid = c.saved.pid;
+pub fn signal_init(s: &crate::state::Saved, sig: i32) -> Result<()> {
+    let pid = s.pid;
     let fd = match crate::sys::pidfd_open(pid) {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ESRCH) => {
@@ -59,7 +59,7 @@ pub fn signal_init(c: &Container, sig: i32) -> Result<()> {
         Err(e) => return Err(anyhow!("pidfd_open {pid}: {e}")),
     };
     // The pidfd pins the process: if its start time is still ours, it is our init.
-    if !crate::util::pid_alive(pid, c.saved.start_time) {
+    if !crate::util::pid_alive(pid, s.start_time) {
         return Err(crate::error::invalid_state("container not running".into()));
     }
     crate::sys::pidfd_send_signal(&fd, sig)

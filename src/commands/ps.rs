@@ -9,9 +9,16 @@ use std::path::Path;
 pub fn run(root: &Path, a: &PsArgs) -> Result<()> {
     let c = Container::load(root, &a.id)?;
     if c.status() == Status::Stopped {
-        return Err(crate::error::invalid_state(format!("container {}: container not running", a.id)));
+        return Err(crate::error::invalid_state(format!(
+            "container {}: container not running",
+            a.id
+        )));
     }
-    let cg = c.saved.cgroup.as_ref().ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
+    let cg = c
+        .saved
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
     let pids = cg.procs()?;
     match a.format.as_str() {
         "json" => {
@@ -21,13 +28,21 @@ pub fn run(root: &Path, a: &PsArgs) -> Result<()> {
         "table" => {}
         other => bail!("invalid --format {other:?}: table or json"),
     }
-    let args: Vec<String> = if a.ps_args.is_empty() { vec!["-ef".into()] } else { a.ps_args.clone() };
+    let args: Vec<String> = if a.ps_args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        a.ps_args.clone()
+    };
     let out = std::process::Command::new("ps")
         .args(&args)
         .output()
         .map_err(|e| anyhow!("run ps {}: {}", args.join(" "), crate::sys::io_errno(&e)))?;
     if !out.status.success() {
-        bail!("ps {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -38,7 +53,10 @@ pub fn run(root: &Path, a: &PsArgs) -> Result<()> {
         .ok_or_else(|| anyhow!("ps {}: no PID column in its output", args.join(" ")))?;
     println!("{header}");
     for l in lines {
-        if let Some(pid) = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok())
+        if let Some(pid) = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok())
             && pids.contains(&pid)
         {
             println!("{l}");

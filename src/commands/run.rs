@@ -37,6 +37,9 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
         let _ = super::delete::destroy(c);
         return Err(e);
     }
+    // Other verbs (kill, pause, ps...) must be able to lock the container while we wait.
+    let saved = c.saved.clone();
+    drop(c);
     let code = loop {
         match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => break code,
@@ -51,11 +54,11 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
                 while let Ok(ws) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     match ws {
                         WaitStatus::Exited(p, code) if p.as_raw() == pid => {
-                            finish(c, a.keep);
+                            finish(root, &a.id, a.keep);
                             return Ok(code);
                         }
                         WaitStatus::Signaled(p, sig, _) if p.as_raw() == pid => {
-                            finish(c, a.keep);
+                            finish(root, &a.id, a.keep);
                             return Ok(128 + sig as i32);
                         }
                         WaitStatus::StillAlive => break,
@@ -64,17 +67,21 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
                 }
             }
             Ok(sig) => {
-                let _ = super::kill::signal_init(&c, sig as i32);
+                let _ = super::kill::signal_init(&saved, sig as i32);
             }
             Err(_) => {}
         }
     };
-    finish(c, a.keep);
+    finish(root, &a.id, a.keep);
     Ok(code)
 }
 
-fn finish(c: crate::state::Container, keep: bool) {
-    if !keep && let Err(e) = super::delete::destroy(c) {
+fn finish(root: &Path, id: &str, keep: bool) {
+    if keep {
+        return;
+    }
+    let r = crate::state::Container::load(root, id).and_then(super::delete::destroy);
+    if let Err(e) = r {
         crate::logging::warn(&format!("delete after run: {e:#}"));
     }
 }

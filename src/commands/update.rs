@@ -21,7 +21,10 @@ pub fn parse_size(s: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let v: f64 = n.trim().parse().map_err(|_| anyhow!("invalid size {s:?}"))?;
+    let v: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("invalid size {s:?}"))?;
     if v < 0.0 {
         bail!("invalid size {s:?}");
     }
@@ -34,9 +37,12 @@ fn merge(a: &UpdateArgs) -> Result<LinuxResources> {
         Some(src) => {
             let mut data = Vec::new();
             if src == "-" {
-                std::io::stdin().read_to_end(&mut data).map_err(|e| anyhow!("read resources from stdin: {e}"))?;
+                std::io::stdin()
+                    .read_to_end(&mut data)
+                    .map_err(|e| anyhow!("read resources from stdin: {e}"))?;
             } else {
-                data = std::fs::read(src).map_err(|e| anyhow!("read {src}: {}", crate::sys::io_errno(&e)))?;
+                data = std::fs::read(src)
+                    .map_err(|e| anyhow!("read {src}: {}", crate::sys::io_errno(&e)))?;
             }
             crate::spec::decode("resources", &data)?
         }
@@ -119,9 +125,16 @@ pub fn run(root: &Path, a: &UpdateArgs) -> Result<()> {
     let r = merge(a)?;
     let c = Container::load(root, &a.id)?;
     if c.status() == Status::Stopped {
-        return Err(crate::error::invalid_state(format!("container {}: container not running", a.id)));
+        return Err(crate::error::invalid_state(format!(
+            "container {}: container not running",
+            a.id
+        )));
     }
-    let cg = c.saved.cgroup.as_ref().ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
+    let cg = c
+        .saved
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
     cg.apply(&r)
 }
 
@@ -141,7 +154,12 @@ mod tests {
 
     #[test]
     fn flags_merge_over_json() {
-        let a = UpdateArgs { memory: Some("64m".into()), pids_limit: Some(20), cpu_quota: Some(50000), ..Default::default() };
+        let a = UpdateArgs {
+            memory: Some("64m".into()),
+            pids_limit: Some(20),
+            cpu_quota: Some(50000),
+            ..Default::default()
+        };
         let r = merge(&a).unwrap();
         assert_eq!(r.memory().as_ref().unwrap().limit(), Some(64 << 20));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 20);
