@@ -66,7 +66,7 @@ pub enum Cmd {
     /// Show the processes of the container (ps output filtered to its cgroup)
     Ps(PsArgs),
     /// Change the resource limits of a running container
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Resource usage stats and OOM notices of a container
     Events(EventsArgs),
 }

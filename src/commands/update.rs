@@ -49,7 +49,7 @@ fn merge(a: &UpdateArgs) -> Result<LinuxResources> {
     };
     // Like runc, update never changes device rules.
     r.set_devices(None);
-    let mut mem = r.memory().clone().unwrap_or_default();
+    let mut mem = (*r.memory()).unwrap_or_default();
     let mut mem_set = r.memory().is_some();
     let size = |v: &Option<String>| v.as_deref().map(parse_size).transpose();
     if let Some(v) = size(&a.memory)? {
@@ -109,7 +109,7 @@ fn merge(a: &UpdateArgs) -> Result<LinuxResources> {
         r.set_cpu(Some(cpu));
     }
     if let Some(v) = a.pids_limit {
-        let mut p = r.pids().clone().unwrap_or_default();
+        let mut p = (*r.pids()).unwrap_or_default();
         p.set_limit(v);
         r.set_pids(Some(p));
     }
