@@ -104,7 +104,7 @@ def main():
     if os.path.exists(chart):
         os.remove(chart)
     if stats:
-        make_chart(out, chart, [(k, short[k]) for k, _ in scenarios], stats, active)
+        make_chart(out, chart, [(k, short[k]) for k, _ in scenarios], stats, active, failed)
 
     lines = []
     lines.append("# rrun benchmark results\n")
@@ -119,6 +119,15 @@ def main():
         f"cgroups {meta.get('cgroups', '?')}. {meta.get('hyperfine', 'hyperfine')} `-N` (no shell); "
         f"{meta.get('runs', '')}.\n"
     )
+    load = meta.get("load", "")
+    busy = ""
+    try:
+        start_1min = float(load.split(",")[0].split()[1])
+        if start_1min > 0.5 * float(meta.get("cpus", "1")):
+            busy = " **The host was not idle when the run started; absolute numbers are noisy, compare ratios.**"
+    except (ValueError, IndexError):
+        pass
+    lines.append(f"Load average (1/5/15 min) at {load}.{busy}\n")
     lines.append("## Runtimes\n")
     lines.append(md_table(["runtime", "binary", "status / version"],
                           [[r[0], f"`{r[1]}`", (r[3] if r[2] == "ok" else f"**skipped**: {r[3]}")] for r in runtimes if len(r) >= 4], left=(0, 1, 2)))
@@ -228,7 +237,7 @@ def main():
     return 0
 
 
-def make_chart(out, chart, scenarios, stats, active):
+def make_chart(out, chart, scenarios, stats, active, failed=()):
     gnuplot = shutil.which("gnuplot")
     if not gnuplot:
         print("report: gnuplot not found, no chart", file=sys.stderr)
@@ -256,6 +265,15 @@ def make_chart(out, chart, scenarios, stats, active):
         plots.append(f"'{path}' using 1:3:2:6:5 with candlesticks whiskerbars 0.5 "
                      f"lc rgb '{color}' lw 1.2 fs solid 0.35 border title '{rt}'")
         plots.append(f"'{path}' using 1:4:4:4:4 with candlesticks lc rgb '{color}' lw 2.5 notitle")
+    labels = []
+    for xi, (k, _l) in enumerate(keys):
+        for i, rt in enumerate(active):
+            if rt not in stats[k]:
+                x = xi + (i - (n - 1) / 2) * width
+                what = "failed" if (k, rt) in failed else "n/a"
+                color = COLORS.get(rt, "#666666")
+                labels.append(f"set label '{rt} {what}' at {x:.4f}, graph 0.03 left rotate by 90 "
+                              f"textcolor rgb '{color}' font ',9'")
     xtics = ", ".join(f"\"{l.replace(chr(34), '')}\" {i}" for i, (_k, l) in enumerate(keys))
     terminal = "pngcairo size 1500,760 font 'sans,11'"
     try:
@@ -266,6 +284,7 @@ def make_chart(out, chart, scenarios, stats, active):
         terminal = "png size 1500,760"
     script = f"""
 set terminal {terminal}
+set termoption noenhanced
 set output '{chart}'
 set title 'OCI runtime latency per scenario (hyperfine -N; box 25–75%, bar median, whiskers min–max)'
 set ylabel 'milliseconds (log scale)'
@@ -276,7 +295,8 @@ set xrange [-0.6:{len(keys) - 0.4}]
 set xtics ({xtics}) rotate by -20 left nomirror
 set key top left
 set boxwidth {width * 0.85:.3f} absolute
-set bmargin 7
+set bmargin 5
+{chr(10).join(labels)}
 plot {", ".join(plots)}
 """
     gp = os.path.join(out, "latency.gp")

@@ -107,6 +107,7 @@ declare -A BINPATH=(
 )
 for r in $RUNTIMES; do
   [ -n "${BINPATH[$r]:-}" ] || die "unknown runtime '$r' (known: ${!BINPATH[*]}); set RUNTIMES"
+  BINPATH[$r]=$(realpath -s -- "${BINPATH[$r]}") # absolute, symlinks kept
 done
 
 ROOTFS=$REPO/bundles/busybox/rootfs
@@ -128,7 +129,9 @@ if [ "$(findmnt -n -o FSTYPE /sys/fs/cgroup 2>/dev/null)" = cgroup2 ]; then
 elif [ "$(findmnt -n -o FSTYPE /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2 ]; then
   prop=$(findmnt -n -o PROPAGATION /sys/fs/cgroup/unified)
   [ "$prop" = private ] || die "/sys/fs/cgroup/unified propagation is '$prop', not private"
-  mount -t tmpfs -o size=1m,mode=0755 rrun-bench-hide-cgroup2 /sys/fs/cgroup/unified
+  # (no tight size=: crun in v1 mode still mkdirs + writes a cgroup.procs file
+  # here for every container, ~4 KiB each)
+  mount -t tmpfs -o mode=0755 rrun-bench-hide-cgroup2 /sys/fs/cgroup/unified
   CGMODE="v1 (hybrid host; cgroup2 at /sys/fs/cgroup/unified hidden by a tmpfs in the bench's private mount namespace)"
 fi
 for d in /sys/fs/cgroup/*/"$CG_PREFIX" /sys/fs/cgroup/"$CG_PREFIX"; do
@@ -136,6 +139,7 @@ for d in /sys/fs/cgroup/*/"$CG_PREFIX" /sys/fs/cgroup/"$CG_PREFIX"; do
 done
 true
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rrun-bench.XXXXXX")
 export TMPDIR=$TMP BENCH_LOG=$TMP/runtime-stderr.log
 : >"$BENCH_LOG"
@@ -168,7 +172,7 @@ container_ids() { # rt: ids known to the runtime's private root
 }
 CLEANED=0
 cleanup() {
-  local rc=$? rt ids n pids i d left
+  local rc=$? rt ids n pids i d left ncg=0
   [ "$CLEANED" = 1 ] && return
   CLEANED=1
   trap - EXIT INT TERM HUP
@@ -194,11 +198,12 @@ cleanup() {
     left=0
     while read -r d; do
       [ -n "$d" ] || continue
-      rmdir "$d" 2>/dev/null || left=$((left + 1))
+      if rmdir "$d" 2>/dev/null; then ncg=$((ncg + 1)); else left=$((left + 1)); fi
     done < <(cg_dirs)
     [ "$left" = 0 ] && break
     sleep 0.3
   done
+  [ "$ncg" = 0 ] || say "removed $ncg cgroup dir(s) under /$CG_PREFIX"
   [ "$left" = 0 ] || warn "could not remove $left cgroup dir(s) under /$CG_PREFIX: $(cg_dirs | head -5 | tr '\n' ' ')"
   if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
     [ -s "$BENCH_LOG" ] && cp "$BENCH_LOG" "$OUT/runtime-stderr.log"
@@ -208,6 +213,7 @@ cleanup() {
      [ "$(findmnt -n -o SOURCE /sys/fs/cgroup/unified)" = rrun-bench-hide-cgroup2 ]; then
     umount /sys/fs/cgroup/unified 2>/dev/null # our private namespace only
   fi
+  say "done in $(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b-a}') s (exit status $rc)"
   exit "$rc"
 }
 trap cleanup EXIT
@@ -295,9 +301,16 @@ hf() {
   warn "FAILED: scenario $scn, runtime $rt; diagnosing with one plain run:"
   printf '%s\t%s\n' "$scn" "$rt" >>"$OUT/failures.tsv"
   rm -f "$OUT/raw/$scn.$rt.json"
-  ( [ -z "$prep" ] || eval "BENCH_LOG=/dev/stderr $prep"; eval "BENCH_LOG=/dev/stderr $cmd" ) 2>&1 >/dev/null |
-    tail -n 5 | sed 's/^/   | /' >&2 || true
-  [ -z "$clean" ] || eval "$clean" >/dev/null 2>&1 || true
+  # Output to a file, not a pipe: detached containers inherit it.
+  local diag=$TMP/diag.$scn.$rt.log
+  {
+    [ -z "$prep" ] || eval "BENCH_LOG=$diag $prep"
+    eval "BENCH_LOG=$diag timeout 60 $cmd"
+    echo "(exit status $?)" >&2
+  } </dev/null >/dev/null 2>>"$diag" || true
+  tail -n 5 "$diag" | sed 's/^/   | /' >&2
+  cat "$diag" >>"$BENCH_LOG"
+  [ -z "$clean" ] || eval "$clean" </dev/null >/dev/null 2>&1 || true
   return 0
 }
 merge() { # scn: combine per-runtime exports into out/<scn>.json
@@ -447,8 +460,8 @@ if want many; then
     say "$rt: deleted in $(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
     rm -rf "$TMP/b/$rt-m"*
   done
-  scenario "list$MANY_N" "list ($MANY_N containers)" "list@$MANY_N"
-  scenario "state$MANY_N" "state ($MANY_N containers)" "state@$MANY_N"
+  scenario "list$MANY_N" "list ($MANY_N containers)" "list ($MANY_N)"
+  scenario "state$MANY_N" "state ($MANY_N containers)" "state ($MANY_N)"
   merge "list$MANY_N"
   merge "state$MANY_N"
 fi
@@ -484,8 +497,10 @@ if want size; then
   for rt in "${ACTIVE[@]}"; do
     p=$(readlink -f "${BINPATH[$rt]}")
     sz=$(stat -L -c %s "$p")
-    if ldd "$p" >/dev/null 2>&1; then
-      libs=$(ldd "$p" | awk '$1 !~ /^linux-vdso|ld-linux/ {sub(/\.so.*/, "", $1); print $1}' | paste -sd, -)
+    if [ "$(head -c 4 "$p" | od -An -c | tr -d ' ')" != '177ELF' ]; then
+      link="not an ELF file"
+    elif ldd "$p" 2>/dev/null | grep -q '=>'; then
+      libs=$(ldd "$p" | awk '/=>/ {sub(/\.so.*/, "", $1); print $1}' | paste -sd, -)
       link="dynamic (${libs})"
     else
       link=static
@@ -505,6 +520,7 @@ fi
   printf 'runs\t%s\n' "RUNS=$RUNS WARMUP=$WARMUP PAR_N=$PAR_N PAR_RUNS=$PAR_RUNS MANY_N=$MANY_N MANY_RUNS=$MANY_RUNS MANY_P=$MANY_P RSS_SAMPLES=$RSS_SAMPLES"
   printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
   printf 'elapsed\t%s\n' "$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b-a}')"
+  printf 'load\t%s\n' "start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'baseline\t%s\n' "$BASELINE"
   printf 'quick\t%s\n' "${BENCH_QUICK:-0}"
 } >"$OUT/meta.tsv"

@@ -69,6 +69,61 @@ pub enum Cmd {
     Update(Box<UpdateArgs>),
     /// Resource usage stats and OOM notices of a container
     Events(EventsArgs),
+    /// Run a new process inside a running container
+    Exec(Box<ExecArgs>),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ExecArgs {
+    /// process.json with the whole process (instead of ARGS)
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket to send the pty master to
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not wait for the process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Environment variable K=V (repeatable)
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// UID[:GID]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional gids (repeatable or comma separated)
+    #[arg(short = 'g', long = "additional-gids", value_delimiter = ',')]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability (repeatable)
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Set no_new_privs
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// AppArmor profile (needs AppArmor on the host)
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux process label (needs SELinux on the host)
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// Pass N extra fds (3 .. 3+N-1)
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Exec even if the container is paused
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub id: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

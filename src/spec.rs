@@ -334,6 +334,17 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     }
 }
 
+/// AppArmor is usable when the kernel has it enabled (runc's check).
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
+}
+
+/// SELinux is usable when selinuxfs is mounted.
+pub fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
 /// Validate `process` (of config.json, or of an exec process.json) into a ProcPlan.
 pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan> {
     let args = p.args().clone().unwrap_or_default();

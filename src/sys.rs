@@ -66,10 +66,14 @@ pub fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
-pub fn close_range_from(first: u32) {
-    // SAFETY: closing fds; callers make sure no Rust object still owns those above `first`.
+/// Close fds first..=last; callers make sure no Rust object still owns them.
+pub fn close_range(first: u32, last: u32) {
+    if first > last {
+        return;
+    }
+    // SAFETY: closing fds nobody uses any more (right before execve).
     unsafe {
-        libc::syscall(libc::SYS_close_range, first, u32::MAX, 0);
+        libc::syscall(libc::SYS_close_range, first, last, 0);
     }
 }
 

@@ -111,7 +111,7 @@ impl Insn {
 
     /// The 8 bytes the kernel expects, in host byte order (the register nibbles are a C
     /// bitfield, whose order follows the byte order).
-    pub fn to_bytes(&self) -> [u8; 8] {
+    pub fn to_bytes(self) -> [u8; 8] {
         let regs = if cfg!(target_endian = "little") {
             (self.src << 4) | (self.dst & 0x0f)
         } else {
@@ -697,7 +697,7 @@ mod tests {
     #[test]
     fn encoding_matches_the_kernel_layout() {
         let p = prog("[]");
-        let bytes: Vec<[u8; 8]> = p.iter().map(Insn::to_bytes).collect();
+        let bytes: Vec<[u8; 8]> = p.iter().map(|i| i.to_bytes()).collect();
         if cfg!(target_endian = "little") {
             // ldxw r2, [r1+0]; and32 r2, 0xffff; ...; ldxw r4, [r1+4]
             assert_eq!(bytes[0], [0x61, 0x12, 0, 0, 0, 0, 0, 0]);

@@ -2,6 +2,7 @@
 //! unified hierarchy, joined as runc does) and v2. The parent creates and configures the cgroup
 //! before init runs user code, puts init in it, and removes only the dirs it created.
 
+pub mod ebpf;
 mod stats;
 pub mod v1;
 pub mod v2;
@@ -289,10 +290,14 @@ impl Cgroup {
             }
         }
         let mut res = resources.cloned().unwrap_or_default();
-        if self.mode != Mode::V2 {
-            add_default_devices(&mut res, devices);
+        add_default_devices(&mut res, devices);
+        self.apply(&res)?;
+        if self.mode == Mode::V2 {
+            // v2 has no devices files: the rules become an eBPF program on the cgroup.
+            let rules = res.devices().clone().unwrap_or_default();
+            ebpf::apply(&self.hierarchies[0].dir, &rules).context("linux.resources.devices")?;
         }
-        self.apply(&res)
+        Ok(())
     }
 
     /// Write the limits of `res` into the cgroup files. A controller the config needs but the
@@ -465,11 +470,13 @@ fn add_default_devices(res: &mut LinuxResources, devices: &[crate::rootfs::Devic
         r
     };
     let mut list = res.devices().clone().unwrap_or_default();
-    for d in devices {
+    // FIFOs need no device rule (runc gives them none).
+    for d in devices
+        .iter()
+        .filter(|d| d.kind != nix::sys::stat::SFlag::S_IFIFO)
+    {
         let typ = if d.kind == nix::sys::stat::SFlag::S_IFBLK {
             T::B
-        } else if d.kind == nix::sys::stat::SFlag::S_IFIFO {
-            T::P
         } else {
             T::C
         };

@@ -34,7 +34,6 @@
 // rrun is a binary: whichever of these entry points (controllers_needed,
 // check_controllers, apply, ...) the driver does not call would fail
 // `clippy --all-targets -D warnings`. The scratch lib build checks them without this.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -109,6 +108,7 @@ pub fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
 
 /// The v1 controllers (hierarchies) that `r` needs, in [`writes`] order, without duplicates.
 /// An invalid configuration gives an empty list: [`writes`] reports what is wrong with it.
+#[cfg(test)]
 pub fn controllers_needed(r: &LinuxResources) -> Vec<&'static str> {
     distinct_controllers(&writes(r).unwrap_or_default())
 }
@@ -274,6 +274,7 @@ fn is_enoent(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ENOENT) || e.kind() == io::ErrorKind::NotFound
 }
 
+#[cfg(test)]
 pub(super) fn distinct_controllers(writes: &[Write]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for w in writes {

@@ -27,7 +27,6 @@
 // rrun is a binary: whichever of these entry points (controllers_needed,
 // check_controllers, apply, ...) the driver does not call would fail
 // `clippy --all-targets -D warnings`. The scratch lib build checks them without this.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::io;
@@ -37,10 +36,9 @@ use oci_spec::runtime::LinuxResources;
 
 pub use super::v1::Write;
 #[allow(unused_imports)] // for `rrun update`, which may live elsewhere
-pub use super::v1::check_before_update;
 use super::v1::{
     ApplyRules, apply_with, cpu_idle, cpu_quota, cpu_shares, cpuset_writes, device_number,
-    distinct_controllers, hugetlb_writes, memory_value, pids_writes, rdma_writes, swappiness,
+    hugetlb_writes, memory_value, pids_writes, rdma_writes, swappiness,
 };
 
 const RES: &str = "linux.resources";
@@ -56,8 +54,9 @@ pub fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
 /// `cgroup.subtree_control`), in [`writes`] order, without duplicates. Core files
 /// (`cgroup.*`) need none. An invalid configuration gives an empty list: [`writes`]
 /// reports what is wrong with it.
+#[cfg(test)]
 pub fn controllers_needed(r: &LinuxResources) -> Vec<&'static str> {
-    distinct_controllers(&writes(r).unwrap_or_default())
+    super::v1::distinct_controllers(&writes(r).unwrap_or_default())
 }
 
 /// Fails, naming the field, when `r` needs a controller that is not in `available`
@@ -491,7 +490,7 @@ mod tests {
                 t("memory", "memory.low", "500"),
             ]
         );
-        assert!(check_before_update(&res(json)));
+        assert!(super::super::v1::check_before_update(&res(json)));
         assert_eq!(
             table(r#"{"memory": {"limit": -1, "reservation": -1}}"#),
             vec![

@@ -3,6 +3,7 @@
 mod create;
 mod delete;
 mod events;
+mod exec;
 mod kill;
 mod list;
 mod pause;
@@ -42,5 +43,6 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Ps(a) => ps::run(&root, a).map(|_| 0),
         Cmd::Update(a) => update::run(&root, a).map(|_| 0),
         Cmd::Events(a) => events::run(&root, a).map(|_| 0),
+        Cmd::Exec(a) => exec::run(&root, a),
     }
 }

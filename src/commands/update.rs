@@ -135,6 +135,20 @@ pub fn run(root: &Path, a: &UpdateArgs) -> Result<()> {
         .cgroup
         .as_ref()
         .ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
+    if crate::cgroups::v1::check_before_update(&r)
+        && let Some(limit) = r
+            .memory()
+            .as_ref()
+            .and_then(|m| m.limit())
+            .filter(|l| *l > 0)
+    {
+        let usage = cg.stats()["memory"]["usage"]["usage"].as_u64().unwrap_or(0);
+        if (limit as u64) < usage {
+            bail!(
+                "linux.resources.memory.limit: {limit} is below the container's current memory usage {usage} (checkBeforeUpdate)"
+            );
+        }
+    }
     cg.apply(&r)
 }
 

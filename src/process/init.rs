@@ -143,33 +143,7 @@ fn setup(
         .map_err(|e| anyhow!("linux.rootfsPropagation on the new /: {e}"))?;
     }
 
-    let mut env = plan.process.env.clone();
-    env.extend(o.extra_env.iter().cloned());
-    let exe = find_exe(&plan.process.args[0], &env)?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(plan.process.uid)));
-    }
-
-    for (res, soft, hard, i) in &plan.process.rlimits {
-        let lim = libc::rlimit {
-            rlim_cur: *soft,
-            rlim_max: *hard,
-        };
-        // SAFETY: valid pointer to an rlimit struct.
-        let r = unsafe { libc::setrlimit(*res, &lim) };
-        nix::errno::Errno::result(r)
-            .map_err(|e| anyhow!("process.rlimits[{i}]: setrlimit soft {soft} hard {hard}: {e}"))?;
-    }
-
-    set_user(o)?;
-    if let Some(m) = plan.process.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
-    }
-    nix::unistd::chdir(plan.process.cwd.as_str())
-        .map_err(|e| anyhow!("process.cwd: chdir {:?}: {e}", plan.process.cwd))?;
-    if plan.process.no_new_privileges {
-        prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
-    }
+    let prep = prepare_process(&plan.process, &o.extra_env)?;
 
     // Signals that end a created container while it waits for start.
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
@@ -181,33 +155,95 @@ fn setup(
     if let Some(fifo) = o.fifo {
         wait_for_start(fifo)?;
     }
+    let e = exec_prepared(&prep, o.extra_fds, None);
+    // The parent is gone by now: this reaches the container's stderr.
+    eprintln!("rrun: {e:#}");
+    // SAFETY: exit without destructors.
+    unsafe { libc::_exit(127) }
+}
 
-    // Everything the container must not inherit goes now: only 0-2 and the preserved fds stay.
-    let keep = 3 + o.extra_fds;
-    for fd in 3..keep {
+/// The process, ready for execve: path, argv, envp.
+pub struct Prepared {
+    exe: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    arg0: String,
+}
+
+/// Everything about the process before execve, inside the container's root: the executable
+/// (PATH lookup), HOME, rlimits, user, groups, capabilities, umask, cwd, no_new_privs.
+pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Result<Prepared> {
+    let mut env = p.env.clone();
+    env.extend(extra_env.iter().cloned());
+    let exe = find_exe(&p.args[0], &env)?;
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(p.uid)));
+    }
+    for (res, soft, hard, i) in &p.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
+        // SAFETY: valid pointer to an rlimit struct.
+        let r = unsafe { libc::setrlimit(*res, &lim) };
+        nix::errno::Errno::result(r)
+            .map_err(|e| anyhow!("process.rlimits[{i}]: setrlimit soft {soft} hard {hard}: {e}"))?;
+    }
+    set_user(p)?;
+    if let Some(m) = p.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
+    }
+    nix::unistd::chdir(p.cwd.as_str())
+        .map_err(|e| anyhow!("process.cwd: chdir {:?}: {e}", p.cwd))?;
+    // CVE-2024-21626: a cwd reached through a leaked fd would be outside the root.
+    let cwd = nix::unistd::getcwd().map_err(|e| anyhow!("process.cwd {:?}: getcwd: {e}", p.cwd))?;
+    if !cwd.starts_with("/") {
+        bail!("process.cwd {:?} is outside the container's root", p.cwd);
+    }
+    if p.no_new_privileges {
+        prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
+    }
+    let cs = |v: &[String]| {
+        v.iter()
+            .map(|a| CString::new(a.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(Prepared {
+        exe,
+        argv: cs(&p.args)?,
+        envp: cs(&env)?,
+        arg0: p.args[0].clone(),
+    })
+}
+
+/// Close every fd but 0-2, the `extra_fds` preserved ones (and `keep`, a close-on-exec
+/// channel that reports a failed execve), reset signals, and execve. Returns only on failure.
+pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: Option<i32>) -> anyhow::Error {
+    let first = 3 + extra_fds;
+    for fd in 3..first {
         // SAFETY: clearing FD_CLOEXEC on an fd number the caller passed us.
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }
-    crate::sys::close_range_from(keep);
-    let argv: Vec<CString> = plan
-        .process
-        .args
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<_, _>>()?;
-    let envp: Vec<CString> = env
-        .iter()
-        .map(|a| CString::new(a.as_str()))
-        .collect::<Result<_, _>>()?;
-    for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
+    match keep {
+        Some(k) if k as u32 >= first => {
+            crate::sys::close_range(first, k as u32 - 1);
+            crate::sys::close_range(k as u32 + 1, u32::MAX);
+        }
+        _ => crate::sys::close_range(first, u32::MAX),
+    }
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGPIPE,
+    ] {
         // SAFETY: restoring the default disposition.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
-    let e = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
-    // The parent is gone by now: this reaches the container's stderr.
-    eprintln!("rrun: exec {:?}: {e}", plan.process.args[0]);
-    // SAFETY: exit without destructors.
-    unsafe { libc::_exit(127) }
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+    let e = nix::unistd::execve(&prep.exe, &prep.argv, &prep.envp).unwrap_err();
+    anyhow!("exec {:?}: {e}", prep.arg0)
 }
 
 extern "C" fn on_signal(sig: i32) {
@@ -281,8 +317,7 @@ fn home_of(uid: u32) -> String {
 }
 
 /// Groups, gid, uid and capabilities, ordered so exactly the requested sets are left.
-fn set_user(o: &InitOpts) -> Result<()> {
-    let p = &o.plan.process;
+fn set_user(p: &crate::spec::ProcPlan) -> Result<()> {
     if let Some(c) = &p.caps {
         c.apply_bounding()?;
     }

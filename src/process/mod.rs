@@ -2,6 +2,7 @@
 //! (cgroup, id maps, Go, wait for Ready). The child half is `init.rs`.
 
 pub mod channel;
+pub mod exec;
 pub mod init;
 
 use crate::cgroups::Cgroup;
@@ -48,7 +49,7 @@ struct CloneArgs {
 }
 
 /// fork-like clone3 with namespace flags. Returns 0 in the child.
-fn clone3(flags: CloneFlags) -> Result<i32> {
+pub fn clone3(flags: CloneFlags) -> Result<i32> {
     let args = CloneArgs {
         flags: flags.bits() as u64,
         exit_signal: libc::SIGCHLD as u64,
@@ -92,9 +93,9 @@ fn write_maps(pid: i32, plan: &Plan) -> Result<()> {
 }
 
 /// Kills and reaps the child if spawning fails part way.
-struct ChildGuard {
-    pids: Vec<i32>,
-    armed: bool,
+pub struct ChildGuard {
+    pub pids: Vec<i32>,
+    pub armed: bool,
 }
 
 impl Drop for ChildGuard {
@@ -172,4 +173,57 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
         pid: init_pid,
         start_time,
     })
+}
+
+/// Wait for `pid`, forwarding the usual signals to it; 128+N when killed by signal N.
+pub fn wait_forwarding(pid: i32) -> Result<i32> {
+    use nix::sys::signal::SigSet;
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+        Signal::SIGCHLD,
+    ] {
+        set.add(s);
+    }
+    set.thread_block()
+        .map_err(|e| anyhow!("block signals: {e}"))?;
+    loop {
+        match waitpid(
+            Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        ) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => {}
+            Err(e) => return Err(anyhow!("wait for process {pid}: {e}")),
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => {
+                // Reap anything else we inherited as a subreaper.
+                while let Ok(ws) = waitpid(
+                    Pid::from_raw(-1),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                ) {
+                    match ws {
+                        WaitStatus::Exited(p, code) if p.as_raw() == pid => return Ok(code),
+                        WaitStatus::Signaled(p, sig, _) if p.as_raw() == pid => {
+                            return Ok(128 + sig as i32);
+                        }
+                        WaitStatus::StillAlive => break,
+                        _ => {}
+                    }
+                }
+            }
+            Ok(sig) => {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), sig);
+            }
+            Err(_) => {}
+        }
+    }
 }

@@ -6,7 +6,7 @@ use crate::common::*;
 /// Creates and starts `sh -c script`, kills it with `signal`, checks that the
 /// container is reported stopped while its init is still an unreaped zombie
 /// (a supervisor reaps asynchronously), then reaps the init.
-fn kill_and_check(env: &TestEnv, script: &str, ready: Option<&str>, signal: &str) -> Option<Exit> {
+fn kill_and_check(env: &TestEnv, script: &str, ready: Option<&str>, signal: &str) -> Exit {
     let mut spec = env.spec();
     set_script(&mut spec, script);
     env.create_and_start(&spec);
@@ -25,9 +25,7 @@ fn kill_and_check(env: &TestEnv, script: &str, ready: Option<&str>, signal: &str
 fn kill_signal_name_kill() {
     let env = test_env!();
     let exit = kill_and_check(&env, "exec sleep 1000", None, "KILL");
-    if let Some(exit) = exit {
-        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
-    }
+    assert_eq!(exit, Exit::Signal(libc::SIGKILL));
 }
 
 #[test]
@@ -41,18 +39,14 @@ fn kill_signal_sigterm() {
         Some("ready"),
         "SIGTERM",
     );
-    if let Some(exit) = exit {
-        assert_eq!(exit, Exit::Code(7), "TERM handler did not run");
-    }
+    assert_eq!(exit, Exit::Code(7), "TERM handler did not run");
 }
 
 #[test]
 fn kill_signal_number_9() {
     let env = test_env!();
     let exit = kill_and_check(&env, "exec sleep 1000", None, "9");
-    if let Some(exit) = exit {
-        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
-    }
+    assert_eq!(exit, Exit::Signal(libc::SIGKILL));
 }
 
 #[test]
@@ -62,9 +56,7 @@ fn kill_stopped_container_not_running() {
     set_args(&mut spec, &["true"]);
     env.create_and_start(&spec);
     env.wait_for_status("stopped");
-    if let Some(exit) = env.wait_init() {
-        assert_eq!(exit, Exit::Code(0));
-    }
+    assert_eq!(env.wait_init(), Exit::Code(0));
     // runc: "container not running"
     env.rt(&["kill", &env.id, "KILL"])
         .failed()
@@ -94,8 +86,6 @@ fn delete_running_needs_force() {
     env.rt(&["state", &env.id])
         .failed()
         .stderr_has_any(&["does not exist"]);
-    if let Some(exit) = env.wait_init() {
-        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
-    }
+    assert_eq!(env.wait_init(), Exit::Signal(libc::SIGKILL));
     env.assert_clean();
 }

@@ -86,9 +86,7 @@ fn full_lifecycle() {
 
     // the process exits
     fs::write(ctl.join("go"), "").unwrap();
-    if let Some(exit) = env.wait_init() {
-        assert_eq!(exit, Exit::Code(0));
-    }
+    assert_eq!(env.wait_init(), Exit::Code(0));
     let st = env.state();
     assert_state(&st, &env, "stopped");
     assert_listed(&env, "stopped", None);

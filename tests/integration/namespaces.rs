@@ -108,14 +108,13 @@ fn time_namespace_offsets() {
         .as_ref()
         .and_then(|f| f.pointer("/linux/namespaces"))
         .and_then(Value::as_array)
+        && !ns.iter().any(|n| n == "time")
     {
-        if !ns.iter().any(|n| n == "time") {
-            eprintln!(
-                "SKIPPED {}: the runtime's `features` does not list the time namespace",
-                env.name
-            );
-            return;
-        }
+        eprintln!(
+            "SKIPPED {}: the runtime's `features` does not list the time namespace",
+            env.name
+        );
+        return;
     }
     let ten_days: u64 = 86400 * 10;
     let host_uptime = uptime(&fs::read_to_string("/proc/uptime").unwrap());
@@ -177,7 +176,10 @@ fn join_existing_network_namespace() {
     let netns = Netns::new(format!("rit-{}-join", std::process::id()));
     let env = test_env!();
     let name = netns.0.clone();
-    host("ip", &["-n", &name, "addr", "add", "10.231.7.1/32", "dev", "lo"]);
+    host(
+        "ip",
+        &["-n", &name, "addr", "add", "10.231.7.1/32", "dev", "lo"],
+    );
     host("ip", &["-n", &name, "link", "set", "lo", "up"]);
     let path = format!("/var/run/netns/{name}");
     let out = env.sh_ok("ip -o addr show; echo --; ls /sys/class/net", |s| {

@@ -60,7 +60,13 @@ macro_rules! test_env {
 pub fn runtime_bin() -> PathBuf {
     for var in ["RUNTIME", "RRUN_BIN"] {
         if let Some(v) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-            return PathBuf::from(v);
+            let p = PathBuf::from(v);
+            // Commands run in the test's temp dir: anchor relative paths
+            // (a bare name is left to the PATH lookup).
+            if p.is_relative() && p.components().count() > 1 {
+                return fs::canonicalize(&p).unwrap_or(p);
+            }
+            return p;
         }
     }
     PathBuf::from(env!("CARGO_BIN_EXE_rrun"))
@@ -77,7 +83,9 @@ fn template_path() -> PathBuf {
 
 /// The shared, read-only busybox rootfs of `bundles/busybox`.
 pub fn shared_rootfs() -> PathBuf {
-    repo_root().join("bundles/busybox/rootfs")
+    // Canonical: runtimes refuse a rootfs path that goes through a symlink.
+    let p = repo_root().join("bundles/busybox/rootfs");
+    fs::canonicalize(&p).unwrap_or(p)
 }
 
 // ---------------------------------------------------------------------------
@@ -415,10 +423,10 @@ pub fn cgroup_mountpoints() -> Vec<PathBuf> {
             continue;
         };
         let fstype = post.split_whitespace().next().unwrap_or("");
-        if fstype == "cgroup" || fstype == "cgroup2" {
-            if let Some(mp) = pre.split_whitespace().nth(4) {
-                mps.push(PathBuf::from(unescape_mount_path(mp)));
-            }
+        if (fstype == "cgroup" || fstype == "cgroup2")
+            && let Some(mp) = pre.split_whitespace().nth(4)
+        {
+            mps.push(PathBuf::from(unescape_mount_path(mp)));
         }
     }
     mps
@@ -464,8 +472,8 @@ fn remove_cgroup_tree(dir: &Path) {
 /// The bundle template, `bundles/busybox/config.json`.
 pub fn template() -> Value {
     let path = template_path();
-    let text = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text =
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("template config.json is valid JSON")
 }
 
@@ -492,14 +500,6 @@ pub fn set(spec: &mut Value, ptr: &str, value: Value) {
             *cur = value;
             return;
         }
-    }
-}
-
-/// Removes the key at JSON pointer `ptr` (an object member).
-pub fn remove(spec: &mut Value, ptr: &str) {
-    let (parent, key) = ptr.rsplit_once('/').expect("pointer with a parent");
-    if let Some(obj) = spec.pointer_mut(parent).and_then(Value::as_object_mut) {
-        obj.remove(key);
     }
 }
 
@@ -598,11 +598,7 @@ impl TestEnv {
     pub fn new(name: &str) -> TestEnv {
         set_subreaper();
         // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "integration tests need root"
-        );
+        assert_eq!(unsafe { libc::geteuid() }, 0, "integration tests need root");
         assert!(
             shared_rootfs().join("bin/busybox").exists(),
             "{} is missing: run `make bundles`",
@@ -613,7 +609,10 @@ impl TestEnv {
         // in the state dir, and sun_path is limited to 108 bytes.
         let short: String = name.chars().take(32).collect();
         assert!(
-            NAMES.lock().unwrap_or_else(|e| e.into_inner()).insert(short.clone()),
+            NAMES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(short.clone()),
             "test name prefix {short:?} is used twice"
         );
         let id = format!("it-{short}-{pid}");
@@ -715,6 +714,8 @@ impl TestEnv {
         run_cmd(&mut self.command(args), CMD_TIMEOUT)
     }
 
+    /// Registers `id` for the guard's `delete --force` (ids that could be
+    /// path tricks are never passed back to the runtime).
     pub fn track_id(&self, id: &str) {
         let safe = !id.is_empty()
             && id != "."
@@ -757,15 +758,15 @@ impl TestEnv {
         if out.success() {
             *self.last_create_out.borrow_mut() = Some(out_path);
             let st = self.rt(&["state", id]);
-            if let Ok(v) = serde_json::from_str::<Value>(&st.stdout) {
-                if let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0) {
-                    let pid = pid as i32;
-                    self.inits.borrow_mut().push(Init {
-                        pid,
-                        starttime: proc_starttime(pid),
-                        reaped: false,
-                    });
-                }
+            if let Ok(v) = serde_json::from_str::<Value>(&st.stdout)
+                && let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0)
+            {
+                let pid = pid as i32;
+                self.inits.borrow_mut().push(Init {
+                    pid,
+                    starttime: proc_starttime(pid),
+                    reaped: false,
+                });
             }
         }
         out
@@ -864,27 +865,24 @@ impl TestEnv {
             .expect("no container init recorded")
     }
 
-    /// Reaps the init of the created container (it was reparented to this
-    /// subreaper when `create` returned) and returns how it ended, or `None`
-    /// if it is not our child (a runtime that keeps a monitor process).
+    /// Reaps the init of the created container and returns how it ended.
+    /// When `create` returns, the detached init must have been reparented to
+    /// the caller, a subreaper: that is how containerd's shim collects exit
+    /// statuses, so a runtime that keeps some other parent fails here.
     #[track_caller]
-    pub fn wait_init(&self) -> Option<Exit> {
+    pub fn wait_init(&self) -> Exit {
         let mut inits = self.inits.borrow_mut();
         let init = inits.first_mut().expect("no container init recorded");
         assert!(!init.reaped, "init already reaped");
         match reap(init.pid, WAIT_TIMEOUT) {
             Reap::Exited(e) => {
                 init.reaped = true;
-                Some(e)
+                e
             }
-            Reap::NotOurChild => {
-                let (pid, st) = (init.pid, init.starttime);
-                assert!(
-                    wait_until(WAIT_TIMEOUT, || !same_process_exists(pid, st)),
-                    "container init {pid} did not exit"
-                );
-                None
-            }
+            Reap::NotOurChild => panic!(
+                "container init {} is not a child of the test process (a subreaper)",
+                init.pid
+            ),
             Reap::TimedOut => panic!("container init {} did not exit", init.pid),
         }
     }

@@ -1,0 +1,144 @@
+//! `exec`: run a new process in a running container, from `--process FILE` or from the
+//! container's own process with ARGS and the flags applied over it.
+
+use crate::cli::ExecArgs;
+use crate::process::exec::{ExecOpts, spawn};
+use crate::state::{Container, Status};
+use anyhow::{Result, anyhow, bail};
+use oci_spec::runtime::Process;
+use std::path::Path;
+
+fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
+    let mut p: Process = match &a.process {
+        Some(f) => {
+            let data = std::fs::read(f)
+                .map_err(|e| anyhow!("read {}: {}", f.display(), crate::sys::io_errno(&e)))?;
+            crate::spec::decode("process.json", &data)?
+        }
+        None => {
+            if a.args.is_empty() {
+                bail!("exec needs a command (ARGS) or --process FILE");
+            }
+            let spec = crate::spec::read_spec(&c.saved.bundle)?;
+            let mut p = spec
+                .process()
+                .clone()
+                .ok_or_else(|| anyhow!("config.json: process: missing"))?;
+            p.set_args(Some(a.args.clone()));
+            // A new process gets no terminal unless asked for.
+            p.set_terminal(Some(a.tty));
+            p
+        }
+    };
+    if !a.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.extend(a.env.iter().cloned());
+        p.set_env(Some(env));
+    }
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.into());
+    }
+    if a.tty {
+        p.set_terminal(Some(true));
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| anyhow!("--user {u:?}: UID[:GID] must be numbers"))?,
+        );
+        if let Some(g) = gid {
+            user.set_gid(
+                g.parse()
+                    .map_err(|_| anyhow!("--user {u:?}: UID[:GID] must be numbers"))?,
+            );
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        user.set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    let mut plan = crate::spec::proc_plan(&p, "process")?;
+    if !a.cap.is_empty() {
+        let mut caps = plan.caps.clone().unwrap_or_default();
+        for name in &a.cap {
+            let cap: caps::Capability = name
+                .to_ascii_uppercase()
+                .parse()
+                .map_err(|_| anyhow!("--cap {name:?}: unknown capability"))?;
+            for set in [
+                &mut caps.bounding,
+                &mut caps.effective,
+                &mut caps.permitted,
+                &mut caps.ambient,
+            ] {
+                set.insert(cap);
+            }
+        }
+        plan.caps = Some(caps);
+    }
+    if a.apparmor.as_deref().is_some_and(|s| !s.is_empty()) && !crate::spec::apparmor_enabled() {
+        bail!("--apparmor: AppArmor is not enabled on this host");
+    }
+    if a.process_label.as_deref().is_some_and(|s| !s.is_empty()) && !crate::spec::selinux_enabled()
+    {
+        bail!("--process-label: SELinux is not enabled on this host");
+    }
+    Ok(plan)
+}
+
+pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
+    let c = Container::load(root, &a.id)?;
+    match c.status() {
+        Status::Running | Status::Created => {}
+        Status::Paused if a.ignore_paused => {}
+        Status::Paused => {
+            return Err(crate::error::invalid_state(format!(
+                "cannot exec in a paused container {} (use --ignore-paused)",
+                a.id
+            )));
+        }
+        s => {
+            return Err(crate::error::invalid_state(format!(
+                "cannot exec in a {} container {}: container not running",
+                s.as_str(),
+                a.id
+            )));
+        }
+    }
+    let plan = process_of(&c, a)?;
+    if plan.terminal {
+        bail!(
+            "exec: a terminal (-t or process.terminal) needs --console-socket, which this rrun does not take yet"
+        );
+    }
+    if !a.detach {
+        // The process is a grandchild: make it ours to wait for.
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    }
+    let pid = spawn(&ExecOpts {
+        init_pid: c.saved.pid,
+        init_start_time: c.saved.start_time,
+        process: &plan,
+        cgroup: c.saved.cgroup.as_ref(),
+        extra_fds: a.preserve_fds,
+        extra_env: Vec::new(),
+    })?;
+    drop(c);
+    if let Some(p) = &a.pid_file {
+        let p = std::path::absolute(p)?;
+        crate::util::write_atomic(&p, pid.to_string().as_bytes(), 0o644)?;
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    crate::process::wait_forwarding(pid)
+}

@@ -1,0 +1,139 @@
+//! `exec`: a new process in a running container. rrun clones a child that joins all of the
+//! container's namespaces at once through a pidfd of its init, then forks so the process is
+//! inside the pid namespace too. The parent puts the child in the container's cgroup first.
+//!
+//! Protocol: parent `Go` -> child setns + fork -> `Forked{pid}` -> the process prepares and
+//! execs; the channel is close-on-exec, so EOF means the exec happened and `Error{msg}` that
+//! it did not.
+
+use super::channel::{Channel, ToInit, ToParent};
+use crate::cgroups::Cgroup;
+use crate::spec::ProcPlan;
+use anyhow::{Context, Result, anyhow};
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Pid};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+pub struct ExecOpts<'a> {
+    pub init_pid: i32,
+    pub init_start_time: u64,
+    pub process: &'a ProcPlan,
+    pub cgroup: Option<&'a Cgroup>,
+    pub extra_fds: u32,
+    pub extra_env: Vec<String>,
+}
+
+/// The namespaces of `pid` that differ from ours.
+fn differing_namespaces(pid: i32) -> CloneFlags {
+    use std::os::unix::fs::MetadataExt;
+    let mut f = CloneFlags::empty();
+    for (name, flag) in [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+        ("time", crate::namespaces::CLONE_NEWTIME),
+    ] {
+        let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}")).map(|m| m.ino());
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}")).map(|m| m.ino());
+        if let (Ok(t), Ok(o)) = (theirs, ours)
+            && t != o
+        {
+            f |= flag;
+        }
+    }
+    f
+}
+
+/// Start the process; returns its pid once it has exec'd.
+pub fn spawn(o: &ExecOpts) -> Result<i32> {
+    let pidfd = crate::sys::pidfd_open(o.init_pid)
+        .map_err(|e| anyhow!("open container init {}: {e}", o.init_pid))?;
+    if !crate::util::pid_alive(o.init_pid, o.init_start_time) {
+        return Err(crate::error::invalid_state("container not running".into()));
+    }
+    let flags = differing_namespaces(o.init_pid);
+    let (parent, child) = super::channel::pair()?;
+    let pid = super::clone3(CloneFlags::empty())?;
+    if pid == 0 {
+        drop(parent);
+        let e = child_main(o, &child, &pidfd, flags).unwrap_err();
+        let _ = child.send(&ToParent::Error {
+            msg: format!("{e:#}"),
+        });
+        // SAFETY: leave without running destructors.
+        unsafe { libc::_exit(1) }
+    }
+    drop(child);
+    let mut guard = super::ChildGuard {
+        pids: vec![pid],
+        armed: true,
+    };
+    if let Some(cg) = o.cgroup {
+        cg.add_pid(pid)?;
+    }
+    parent.send(&ToInit::Go)?;
+    let mut proc_pid = None;
+    loop {
+        match parent.recv::<ToParent>()? {
+            Some(ToParent::Forked { pid: p }) => {
+                proc_pid = Some(p);
+                guard.pids.push(p);
+                let _ = waitpid(Pid::from_raw(pid), None);
+            }
+            Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
+            Some(other) => return Err(anyhow!("exec channel: unexpected {other:?}")),
+            None => break,
+        }
+    }
+    let p = proc_pid.ok_or_else(|| anyhow!("exec: the process went away before it started"))?;
+    guard.armed = false;
+    Ok(p)
+}
+
+fn child_main(
+    o: &ExecOpts,
+    chan: &Channel,
+    pidfd: &OwnedFd,
+    flags: CloneFlags,
+) -> Result<std::convert::Infallible> {
+    // SAFETY: prctl with integer arguments: die with rrun until exec.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    chan.expect(ToInit::Go)?;
+    // Nothing in the container may read our memory or /proc/<pid>/exe (CVE-2019-5736).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if !flags.is_empty() {
+        nix::sched::setns(pidfd, flags)
+            .with_context(|| format!("join the container's namespaces {flags:?}"))?;
+    }
+    drop_fd(pidfd);
+    // SAFETY: single-threaded; the child continues with its own copy.
+    match unsafe { nix::unistd::fork() }.context("fork into the container's pid namespace")? {
+        ForkResult::Parent { child } => {
+            let _ = chan.send(&ToParent::Forked {
+                pid: child.as_raw(),
+            });
+            // SAFETY: the intermediate leaves at once.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Child => {}
+    }
+    // SAFETY: prctl with integer arguments. Still non-dumpable after fork.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let prep = super::init::prepare_process(o.process, &o.extra_env)?;
+    Err(super::init::exec_prepared(
+        &prep,
+        o.extra_fds,
+        Some(chan.fd.as_raw_fd()),
+    ))
+}
+
+fn drop_fd(fd: &OwnedFd) {
+    // The pidfd was cloned into this process; close our copy so the container never sees it.
+    let _ = nix::unistd::close(fd.as_raw_fd());
+}
