@@ -78,7 +78,7 @@ def main():
     scenarios = [(r[0], r[1]) for r in scen_rows]
     short = {r[0]: (r[2] if len(r) > 2 else r[0]) for r in scen_rows}
     failures = read_tsv(os.path.join(out, "failures.tsv"))
-    failed = {(f[0], f[1]) for f in failures if len(f) >= 2}
+    failed = {(f[0], f[1]): (f[2] if len(f) > 2 else "failed") for f in failures if len(f) >= 2}
 
     # stats[scn][rt] = dict(times=[ms], mean, stddev, median, min, max)
     stats = {}
@@ -140,7 +140,7 @@ def main():
         for rt in active:
             s = stats.get(key, {}).get(rt)
             if s is None:
-                why = "FAILED" if (key, rt) in failed else "not run"
+                why = failed.get((key, rt), "not run").upper()
                 rows.append([label, rt, why, "", "", "", "", "", ""])
                 continue
             rows.append([
@@ -198,7 +198,8 @@ def main():
     if failures:
         lines.append("## Failures\n")
         for f in failures:
-            lines.append(f"- scenario `{f[0]}`, runtime `{f[1]}` failed (see the bench log / `bench/out/runtime-stderr.log`)")
+            kind = "timed out" if len(f) > 2 and f[2] == "timeout" else "failed"
+            lines.append(f"- scenario `{f[0]}`, runtime `{f[1]}` {kind} (see the bench log / `bench/out/runtime-stderr.log`)")
         lines.append("")
 
     lines.append("## Scenarios\n")
@@ -270,7 +271,7 @@ def make_chart(out, chart, scenarios, stats, active, failed=()):
         for i, rt in enumerate(active):
             if rt not in stats[k]:
                 x = xi + (i - (n - 1) / 2) * width
-                what = "failed" if (k, rt) in failed else "n/a"
+                what = failed.get((k, rt), "n/a")
                 color = COLORS.get(rt, "#666666")
                 labels.append(f"set label '{rt} {what}' at {x:.4f}, graph 0.03 left rotate by 90 "
                               f"textcolor rgb '{color}' font ',9'")

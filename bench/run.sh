@@ -16,6 +16,8 @@
 #   MANY_N=1000 MANY_RUNS=20          containers for list/state, runs
 #   MANY_P=4                          concurrency used to create/delete them
 #   RSS_SAMPLES=5                     /usr/bin/time samples per op
+#   HF_TIMEOUT=300                    seconds before a scenario of one runtime
+#                                     is declared hung and killed
 #   BENCH_QUICK=1                     tiny run to check the harness; writes the
 #                                     report to bench/out/ instead of bench/
 #   RESULTS=bench/results.md CHART=bench/latency.png
@@ -99,6 +101,7 @@ RUNTIMES=${RUNTIMES:-rrun runc crun}
 BASELINE=${BASELINE:-crun}
 SCENARIOS=${SCENARIOS:-run lifecycle create start state kill delete exec par many rss size}
 LIFECYCLE_RUNS=${LIFECYCLE_RUNS:-$RUNS}
+HF_TIMEOUT=${HF_TIMEOUT:-300}  # seconds per scenario and runtime (hung runtime guard)
 
 declare -A BINPATH=(
   [rrun]=${RRUN:-$REPO/target/x86_64-unknown-linux-gnu/release/rrun}
@@ -170,6 +173,35 @@ container_ids() { # rt: ids known to the runtime's private root
     find "$root" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null
   } | sort -u
 }
+# Processes we started that outlived their parent are re-parented to the
+# subreaper (our parent). kill_strays ends them by pid: every child of the
+# subreaper other than this shell, and their descendants. Without "all",
+# processes in another pid namespace (the inits of containers still in use)
+# are spared.
+SUBREAPER=
+grep -qs subreaper.py "/proc/$PPID/cmdline" && SUBREAPER=$PPID
+kill_strays() {
+  [ -n "$SUBREAPER" ] || return 0
+  local mode=${1:-} myns pid ppid p list=() n=0
+  myns=$(readlink /proc/self/ns/pid)
+  declare -A kids=()
+  while read -r pid ppid; do kids[$ppid]+=" $pid"; done < <(ps -e -o pid=,ppid=)
+  local queue=(${kids[$SUBREAPER]:-})
+  while [ ${#queue[@]} -gt 0 ]; do
+    p=${queue[0]}; queue=("${queue[@]:1}")
+    [ "$p" = $$ ] && continue
+    list+=("$p")
+    queue+=(${kids[$p]:-})
+  done
+  for p in "${list[@]}"; do
+    if [ "$mode" != all ] && [ "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" != "$myns" ]; then
+      continue
+    fi
+    kill -KILL "$p" 2>/dev/null && n=$((n + 1))
+  done
+  [ "$n" = 0 ] || warn "ended $n stray process(es) by pid"
+}
+
 CLEANED=0
 cleanup() {
   local rc=$? rt ids n pids i d left ncg=0
@@ -178,6 +210,7 @@ cleanup() {
   trap - EXIT INT TERM HUP
   set +e
   say "cleaning up"
+  kill_strays # hung runtime commands, if any; not container inits
   for rt in "${!BINPATH[@]}"; do
     ids=$(container_ids "$rt")
     [ -n "$ids" ] || continue
@@ -205,6 +238,7 @@ cleanup() {
   done
   [ "$ncg" = 0 ] || say "removed $ncg cgroup dir(s) under /$CG_PREFIX"
   [ "$left" = 0 ] || warn "could not remove $left cgroup dir(s) under /$CG_PREFIX: $(cg_dirs | head -5 | tr '\n' ' ')"
+  kill_strays all
   if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
     [ -s "$BENCH_LOG" ] && cp "$BENCH_LOG" "$OUT/runtime-stderr.log"
     rm -rf --one-file-system "$TMP" || warn "could not remove $TMP"
@@ -295,17 +329,24 @@ hf() {
   args=(-N --runs "$runs" --warmup "$warm" --export-json "$OUT/raw/$scn.$rt.json" -n "$rt")
   [ -n "$prep" ] && args+=(--prepare "$prep")
   [ -n "$clean" ] && args+=(--cleanup "$clean")
-  if hyperfine "${args[@]}" "$cmd"; then
+  local hrc=0
+  timeout --foreground -k 10 "$HF_TIMEOUT" hyperfine "${args[@]}" "$cmd" || hrc=$?
+  [ "$hrc" = 0 ] && return 0
+  rm -f "$OUT/raw/$scn.$rt.json"
+  if [ "$hrc" = 124 ] || [ "$hrc" = 137 ]; then
+    warn "TIMEOUT: scenario $scn, runtime $rt took over ${HF_TIMEOUT}s; hyperfine killed"
+    printf '%s\t%s\ttimeout\n' "$scn" "$rt" >>"$OUT/failures.tsv"
+    kill_strays
+    [ -z "$clean" ] || eval "timeout 60 $clean" </dev/null >/dev/null 2>&1 || true
     return 0
   fi
   warn "FAILED: scenario $scn, runtime $rt; diagnosing with one plain run:"
-  printf '%s\t%s\n' "$scn" "$rt" >>"$OUT/failures.tsv"
-  rm -f "$OUT/raw/$scn.$rt.json"
+  printf '%s\t%s\tfailed\n' "$scn" "$rt" >>"$OUT/failures.tsv"
   # Output to a file, not a pipe: detached containers inherit it.
   local diag=$TMP/diag.$scn.$rt.log
   {
-    [ -z "$prep" ] || eval "BENCH_LOG=$diag $prep"
-    eval "BENCH_LOG=$diag timeout 60 $cmd"
+    [ -z "$prep" ] || eval "BENCH_LOG=$diag timeout -k 5 60 $prep"
+    eval "BENCH_LOG=$diag timeout -k 5 60 $cmd"
     echo "(exit status $?)" >&2
   } </dev/null >/dev/null 2>>"$diag" || true
   tail -n 5 "$diag" | sed 's/^/   | /' >&2
@@ -322,6 +363,7 @@ merge() { # scn: combine per-runtime exports into out/<scn>.json
   return 0
 }
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+T60() { timeout --foreground -k 5 60 "$@"; }
 
 # --- scenarios ---------------------------------------------------------------------
 for rt in "${ACTIVE[@]}"; do
@@ -380,13 +422,13 @@ if want state; then
   scenario state "state (of a running container)"
   for rt in "${ACTIVE[@]}"; do
     b=${BINPATH[$rt]}
-    if ! "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-state; then
+    if ! T60 "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-state; then
       warn "FAILED: scenario state, runtime $rt: could not start the container"
-      printf 'state\t%s\n' "$rt" >>"$OUT/failures.tsv"
+      printf 'state\t%s\tfailed\n' "$rt" >>"$OUT/failures.tsv"
     else
       hf state "$rt" "$RUNS" "$WARMUP" "" "" "$(q "$b" --root "$(S "$rt")" state bench-state)"
     fi
-    "$HELPER" clean "$b" "$(S "$rt")" bench-state
+    T60 "$HELPER" clean "$b" "$(S "$rt")" bench-state
   done
   merge state
 fi
@@ -417,13 +459,13 @@ if want exec; then
   scenario exec "exec /bin/true (into a running container)" "exec"
   for rt in "${ACTIVE[@]}"; do
     b=${BINPATH[$rt]}
-    if ! "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-exec; then
+    if ! T60 "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-exec; then
       warn "FAILED: scenario exec, runtime $rt: could not start the container"
-      printf 'exec\t%s\n' "$rt" >>"$OUT/failures.tsv"
+      printf 'exec\t%s\tfailed\n' "$rt" >>"$OUT/failures.tsv"
     else
       hf exec "$rt" "$RUNS" "$WARMUP" "" "" "$(q "$b" --root "$(S "$rt")" exec bench-exec /bin/true)"
     fi
-    "$HELPER" clean "$b" "$(S "$rt")" bench-exec
+    T60 "$HELPER" clean "$b" "$(S "$rt")" bench-exec
   done
   merge exec
 fi
@@ -446,9 +488,11 @@ if want many; then
     mkbundles sleep "$rt" m "$MANY_N"
     say "$rt: starting $MANY_N sleep containers ($MANY_P at a time)"
     t=$EPOCHREALTIME
-    if ! "$HELPER" many-run "$b" "$(S "$rt")" "$TMP/b/$rt-m" bench-m "$MANY_N" "$MANY_P"; then
+    if ! timeout --foreground -k 10 "$HF_TIMEOUT" \
+        "$HELPER" many-run "$b" "$(S "$rt")" "$TMP/b/$rt-m" bench-m "$MANY_N" "$MANY_P"; then
+      kill_strays
       warn "FAILED: $rt could not start $MANY_N containers"
-      printf 'list%s\t%s\nstate%s\t%s\n' "$MANY_N" "$rt" "$MANY_N" "$rt" >>"$OUT/failures.tsv"
+      printf 'list%s\t%s\tfailed\nstate%s\t%s\tfailed\n' "$MANY_N" "$rt" "$MANY_N" "$rt" >>"$OUT/failures.tsv"
     else
       say "$rt: $MANY_N containers up in $(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
       hf "list$MANY_N" "$rt" "$MANY_RUNS" 2 "" "" "$(q "$b" --root "$(S "$rt")" list)"
@@ -456,7 +500,8 @@ if want many; then
     fi
     say "$rt: deleting the $MANY_N containers"
     t=$EPOCHREALTIME
-    "$HELPER" par-clean "$b" "$(S "$rt")" bench-m "$MANY_N" "$MANY_P"
+    timeout --foreground -k 10 "$HF_TIMEOUT" \
+      "$HELPER" par-clean "$b" "$(S "$rt")" bench-m "$MANY_N" "$MANY_P" || kill_strays
     say "$rt: deleted in $(awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')s"
     rm -rf "$TMP/b/$rt-m"*
   done
@@ -474,19 +519,19 @@ if want rss; then
     for op in create run; do
       samples=()
       for ((i = 0; i < RSS_SAMPLES; i++)); do
-        "$HELPER" clean "$b" "$(S "$rt")" bench-rss
+        T60 "$HELPER" clean "$b" "$(S "$rt")" bench-rss
         if [ "$op" = create ]; then
           cmd=("$b" --root "$(S "$rt")" create --bundle "$(BT "$rt")" bench-rss)
         else
           cmd=("$b" --root "$(S "$rt")" run -b "$(BT "$rt")" bench-rss)
         fi
-        if /usr/bin/time -f %M -o "$TMP/rss" "${cmd[@]}" </dev/null >/dev/null 2>>"$BENCH_LOG"; then
+        if T60 /usr/bin/time -f %M -o "$TMP/rss" "${cmd[@]}" </dev/null >/dev/null 2>>"$BENCH_LOG"; then
           samples+=("$(tail -n 1 "$TMP/rss")")
         else
           warn "rss: $rt $op failed"
         fi
       done
-      "$HELPER" clean "$b" "$(S "$rt")" bench-rss
+      T60 "$HELPER" clean "$b" "$(S "$rt")" bench-rss
       printf '%s\t%s\t%s\n' "$rt" "$op" "$(IFS=,; echo "${samples[*]}")" >>"$OUT/rss.tsv"
     done
   done

@@ -272,12 +272,7 @@ impl Cgroup {
                     enable_controllers(&parent)?;
                 }
                 match std::fs::create_dir(&cur) {
-                    Ok(()) => {
-                        self.created.push(cur.clone());
-                        if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
-                            copy_cpuset(&parent, &cur)?;
-                        }
-                    }
+                    Ok(()) => self.created.push(cur.clone()),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => {
                         return Err(anyhow!(
@@ -286,6 +281,11 @@ impl Cgroup {
                             crate::sys::io_errno(&e)
                         ));
                     }
+                }
+                // Also for a parent that exists: another create may have made it a moment
+                // ago and not filled it yet.
+                if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
+                    copy_cpuset(&parent, &cur)?;
                 }
             }
         }
