@@ -424,6 +424,7 @@ if want state; then
     b=${BINPATH[$rt]}
     if ! T60 "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-state; then
       warn "FAILED: scenario state, runtime $rt: could not start the container"
+      kill_strays
       printf 'state\t%s\tfailed\n' "$rt" >>"$OUT/failures.tsv"
     else
       hf state "$rt" "$RUNS" "$WARMUP" "" "" "$(q "$b" --root "$(S "$rt")" state bench-state)"
@@ -461,6 +462,7 @@ if want exec; then
     b=${BINPATH[$rt]}
     if ! T60 "$HELPER" start-wait "$b" "$(S "$rt")" "$(BS "$rt")" bench-exec; then
       warn "FAILED: scenario exec, runtime $rt: could not start the container"
+      kill_strays
       printf 'exec\t%s\tfailed\n' "$rt" >>"$OUT/failures.tsv"
     else
       hf exec "$rt" "$RUNS" "$WARMUP" "" "" "$(q "$b" --root "$(S "$rt")" exec bench-exec /bin/true)"

@@ -5,6 +5,7 @@ mod cgroups;
 mod cli;
 mod commands;
 mod error;
+mod hooks;
 mod logging;
 mod namespaces;
 mod process;

@@ -51,6 +51,7 @@ pub struct Plan {
     pub cgroups_path: Option<String>,
     pub resources: Option<oci_spec::runtime::LinuxResources>,
     pub annotations: std::collections::BTreeMap<String, String>,
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// Decode JSON into a typed value, with the JSON path of the first error.
@@ -303,6 +304,7 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned()),
         resources: linux.resources().clone(),
+        hooks: spec.hooks().clone(),
         annotations: spec
             .annotations()
             .clone()

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const FIFO: &str = "exec.fifo";
+/// Where init writes why it failed after `start` (startContainer hook, execve).
+pub const INIT_ERR: &str = "init.err";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +60,9 @@ pub struct Saved {
     pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub cgroup: Option<Cgroup>,
+    /// For poststart (in `start`) and poststop (in `delete`).
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// A container directory, locked for the lifetime of this value.
@@ -262,6 +267,7 @@ mod tests {
             owner: "".into(),
             annotations: BTreeMap::new(),
             cgroup: None,
+            hooks: None,
         }
     }
 

@@ -55,6 +55,7 @@ pub fn create(root: &Path, o: &CreateOpts, id: &str) -> Result<Container> {
         owner: owner(),
         annotations: plan.annotations.clone(),
         cgroup: None,
+        hooks: plan.hooks.clone(),
     };
     let mut c = Container::create(root, id, saved)?;
     match setup(&mut c, &plan, o) {
@@ -99,7 +100,17 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
         extra_env.push(format!("LISTEN_FDS={n}"));
         extra_env.push("LISTEN_PID=1".into());
     }
+    let err_path = c.dir.join(crate::state::INIT_ERR);
+    let err_file = std::fs::File::create(&err_path).map_err(|e| {
+        anyhow!(
+            "create {}: {}",
+            err_path.display(),
+            crate::sys::io_errno(&e)
+        )
+    })?;
     let spawned = process::spawn(&InitOpts {
+        id: &c.saved.id,
+        err_file: Some(&err_file),
         plan,
         cgroup: Some(&cg),
         fifo: Some(&fifo),

@@ -44,6 +44,11 @@ pub fn destroy(c: Container) -> Result<()> {
         }
         wait_exit(&fd);
     }
+    let s = &c.saved;
+    if let Some(h) = s.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+        let state = crate::hooks::state_json(&s.id, "stopped", s.pid, &s.bundle, &s.annotations);
+        crate::hooks::run_all_warn("poststop", Some(h), &state);
+    }
     let mut res = Ok(());
     if let Some(cg) = &c.saved.cgroup {
         res = cg.destroy();

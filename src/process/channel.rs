@@ -7,7 +7,9 @@
 //! | 2    | init   | `NeedMaps`       | init unshared a user namespace: write its id maps          |
 //! | 3    | parent | `MapsWritten`    | done                                                       |
 //! | 4    | init   | `Forked{pid}`    | the real init is this child (pid or time namespace)        |
-//! | 5    | init   | `Ready`          | rootfs and process set up; init now waits on exec.fifo     |
+//! | 5    | init   | `RunHooks`       | mounts done, before pivot_root: run prestart/createRuntime |
+//! | 6    | parent | `HooksDone{state}` | done; init runs createContainer hooks with that state    |
+//! | 7    | init   | `Ready`          | rootfs and process set up; init now waits on exec.fifo     |
 //! | any  | init   | `Error{msg}`     | setup failed, with the whole error chain; init exits       |
 
 use anyhow::{Result, anyhow};
@@ -19,12 +21,14 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub enum ToInit {
     Go,
     MapsWritten,
+    HooksDone { state: String },
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ToParent {
     NeedMaps,
     Forked { pid: i32 },
+    RunHooks,
     Ready,
     Error { msg: String },
 }

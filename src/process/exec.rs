@@ -129,7 +129,7 @@ fn child_main(
     Err(super::init::exec_prepared(
         &prep,
         o.extra_fds,
-        Some(chan.fd.as_raw_fd()),
+        &[chan.fd.as_raw_fd()],
     ))
 }
 

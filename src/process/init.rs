@@ -122,6 +122,33 @@ fn setup(
     // runc creates a missing cwd; do it while the rootfs may still be writable.
     rootfs::mkdir_all(&root, &plan.process.cwd, 0o755)
         .with_context(|| format!("process.cwd {:?}", plan.process.cwd))?;
+    let hooks = plan.hooks.as_ref();
+    let mut hook_state = String::new();
+    #[allow(deprecated)]
+    let any_hooks = hooks.is_some_and(|h| {
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    });
+    if any_hooks {
+        // prestart and createRuntime run in the parent, in the runtime's namespaces.
+        chan.send(&ToParent::RunHooks)?;
+        hook_state = match chan.recv::<ToInit>()? {
+            Some(ToInit::HooksDone { state }) => state,
+            other => bail!("init channel: expected HooksDone, got {other:?}"),
+        };
+        // createContainer: in the container's namespaces, before pivot_root.
+        crate::hooks::run_all(
+            "createContainer",
+            hooks.and_then(|h| h.create_container().as_ref()),
+            &hook_state,
+        )?;
+    }
     rootfs::mask_paths(&root, &plan.masked)?;
     rootfs::readonly_paths(&root, &plan.readonly)?;
     if plan.root_readonly {
@@ -155,8 +182,30 @@ fn setup(
     if let Some(fifo) = o.fifo {
         wait_for_start(fifo)?;
     }
-    let e = exec_prepared(&prep, o.extra_fds, None);
-    // The parent is gone by now: this reaches the container's stderr.
+    // startContainer: in the container, after start, before the user's program.
+    let starting = hook_state.replace("\"creating\"", "\"created\"");
+    let e = match crate::hooks::run_all(
+        "startContainer",
+        hooks.and_then(|h| h.start_container().as_ref()),
+        &starting,
+    ) {
+        Ok(()) => {
+            // exec.fifo stays open until execve: `start` sees it close when the program runs.
+            let keep: Vec<i32> = o
+                .err_file
+                .map(|f| f.as_raw_fd())
+                .into_iter()
+                .chain(o.fifo.map(|f| f.as_raw_fd()))
+                .collect();
+            exec_prepared(&prep, o.extra_fds, &keep)
+        }
+        Err(e) => e,
+    };
+    // The parent is gone by now: `start` reads this file, and the container's stderr shows it.
+    if let Some(mut f) = o.err_file {
+        use std::io::Write;
+        let _ = write!(f, "{e:#}");
+    }
     eprintln!("rrun: {e:#}");
     // SAFETY: exit without destructors.
     unsafe { libc::_exit(127) }
@@ -218,19 +267,27 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
 
 /// Close every fd but 0-2, the `extra_fds` preserved ones (and `keep`, a close-on-exec
 /// channel that reports a failed execve), reset signals, and execve. Returns only on failure.
-pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: Option<i32>) -> anyhow::Error {
+pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::Error {
     let first = 3 + extra_fds;
     for fd in 3..first {
         // SAFETY: clearing FD_CLOEXEC on an fd number the caller passed us.
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }
-    match keep {
-        Some(k) if k as u32 >= first => {
-            crate::sys::close_range(first, k as u32 - 1);
-            crate::sys::close_range(k as u32 + 1, u32::MAX);
+    // Close everything from `first` on, except the close-on-exec fds in `keep`.
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .map(|k| *k as u32)
+        .filter(|k| *k >= first)
+        .collect();
+    keep.sort_unstable();
+    let mut from = first;
+    for k in keep {
+        if k > from {
+            crate::sys::close_range(from, k - 1);
         }
-        _ => crate::sys::close_range(first, u32::MAX),
+        from = from.max(k + 1);
     }
+    crate::sys::close_range(from, u32::MAX);
     for sig in [
         libc::SIGTERM,
         libc::SIGINT,

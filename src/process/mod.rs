@@ -16,7 +16,10 @@ use nix::unistd::Pid;
 use std::os::fd::OwnedFd;
 
 pub struct InitOpts<'a> {
+    pub id: &'a str,
     pub plan: &'a Plan,
+    /// init writes why it failed after `start` here (startContainer hooks, execve).
+    pub err_file: Option<&'a std::fs::File>,
     pub cgroup: Option<&'a Cgroup>,
     /// Read end of exec.fifo: init blocks on it until `start`.
     pub fifo: Option<&'a OwnedFd>,
@@ -150,6 +153,29 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
                 guard.pids.push(p);
                 // The intermediate process exits once it has forked init.
                 let _ = waitpid(Pid::from_raw(pid), None);
+            }
+            Some(ToParent::RunHooks) => {
+                let hooks = plan.hooks.as_ref();
+                let state = crate::hooks::state_json(
+                    o.id,
+                    "creating",
+                    init_pid,
+                    &plan.bundle,
+                    &plan.annotations,
+                );
+                let _t = crate::logging::phase("createRuntime hooks");
+                #[allow(deprecated)]
+                crate::hooks::run_all(
+                    "prestart",
+                    hooks.and_then(|h| h.prestart().as_ref()),
+                    &state,
+                )?;
+                crate::hooks::run_all(
+                    "createRuntime",
+                    hooks.and_then(|h| h.create_runtime().as_ref()),
+                    &state,
+                )?;
+                parent.send(&ToInit::HooksDone { state })?;
             }
             Some(ToParent::Ready) => break,
             Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
