@@ -5,7 +5,7 @@ RELEASE_BIN := target/$(TARGET)/release/rrun
 BUNDLE := bundles/busybox
 export RUSTFLAGS ?= -C target-feature=+crt-static
 
-.PHONY: all build bundles demo test test-unit test-integration lint install bench clean
+.PHONY: all build bundles demo test test-unit test-integration test-cgroup2 lint install bench clean
 
 all: build
 
@@ -31,6 +31,10 @@ test-unit:
 # Integration tests need root and real containers. RUNTIME=/usr/sbin/runc runs them against runc.
 test-integration: build bundles
 	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) env -u RUSTFLAGS cargo test --test integration -- --test-threads=2
+
+# cgroup v2 tests in a qemu guest (Debian's kernel, software emulation); installs what it needs.
+test-cgroup2: build
+	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/cgroup2/run.sh
 
 lint:
 	cargo fmt --check

@@ -58,6 +58,8 @@ if [ "${RRUN_BENCH_INNER:-}" != 1 ]; then
   need unshare util-linux
   need xargs findutils
   need ldd libc-bin
+  need ps procps
+  need timeout coreutils
   [ -n "${RUNC:-}" ] || need runc runc
   [ -n "${CRUN:-}" ] || need crun crun
   if [ ${#missing[@]} -gt 0 ]; then
@@ -67,7 +69,7 @@ if [ "${RRUN_BENCH_INNER:-}" != 1 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
       warn "apt-get install ${missing[*]} failed; continuing with what is there"
   fi
-  for c in hyperfine jq python3 unshare; do
+  for c in hyperfine jq python3 unshare ps timeout; do
     command -v "$c" >/dev/null 2>&1 || die "$c is required"
   done
 
@@ -169,7 +171,7 @@ container_ids() { # rt: ids known to the runtime's private root
   local rt=$1 root=$TMP/state/$1
   [ -d "$root" ] || return 0
   {
-    "${BINPATH[$rt]}" --root "$root" list -q 2>/dev/null || true
+    timeout -k 5 20 "${BINPATH[$rt]}" --root "$root" list -q 2>/dev/null || true
     find "$root" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null
   } | sort -u
 }
@@ -237,7 +239,7 @@ cleanup() {
     sleep 0.3
   done
   [ "$ncg" = 0 ] || say "removed $ncg cgroup dir(s) under /$CG_PREFIX"
-  [ "$left" = 0 ] || warn "could not remove $left cgroup dir(s) under /$CG_PREFIX: $(cg_dirs | head -5 | tr '\n' ' ')"
+  [ "$left" = 0 ] || warn "could not remove $left cgroup dir(s) under /$CG_PREFIX: $(cg_dirs 2>/dev/null | head -5 | tr '\n' ' ')"
   kill_strays all
   if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
     [ -s "$BENCH_LOG" ] && cp "$BENCH_LOG" "$OUT/runtime-stderr.log"

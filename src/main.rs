@@ -4,6 +4,7 @@ mod caps;
 mod cgroups;
 mod cli;
 mod commands;
+mod console;
 mod error;
 mod hooks;
 mod logging;

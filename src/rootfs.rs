@@ -716,6 +716,47 @@ fn make_device(root: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
     Ok(())
 }
 
+/// /dev/console: a fresh empty file (whatever was there, a symlink included, is removed first)
+/// with the pty slave bound onto it.
+pub fn bind_console(root: &OwnedFd, slave: &OwnedFd) -> Result<()> {
+    let dev = open_in_root(
+        root,
+        "/dev",
+        libc::O_PATH | libc::O_DIRECTORY,
+        RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|e| anyhow!("open the container's /dev: {e}"))?;
+    match nix::unistd::unlinkat(
+        Some(dev.as_raw_fd()),
+        "console",
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    ) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => bail!("remove the rootfs's /dev/console: {e}"),
+    }
+    let f = nix::fcntl::openat(
+        Some(dev.as_raw_fd()),
+        "console",
+        nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_EXCL
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC
+            | nix::fcntl::OFlag::O_RDONLY,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| anyhow!("create /dev/console: {e}"))?;
+    let _ = nix::unistd::close(f);
+    let t = open_in_root(root, "/dev/console", libc::O_PATH, RESOLVE_NO_SYMLINKS)?;
+    sys_mount(
+        Some(&fd_path(slave)),
+        &fd_path(&t),
+        None,
+        MsFlags::MS_BIND,
+        None,
+    )
+    .map_err(|e| anyhow!("bind the pty onto /dev/console: {e}"))
+}
+
 /// The container's /dev/null, verified to be the real char device 1:3 and not a link.
 fn verified_dev_null(root: &OwnedFd) -> Result<OwnedFd> {
     let fd = open_in_root(root, "/dev/null", libc::O_PATH, RESOLVE_NO_SYMLINKS)

@@ -26,6 +26,8 @@ pub struct ProcPlan {
     pub oom_score_adj: Option<i32>,
     pub caps: Option<CapPlan>,
     pub terminal: bool,
+    /// consoleSize as (rows, columns).
+    pub console_size: Option<(u16, u16)>,
 }
 
 #[derive(Debug, Clone)]
@@ -419,6 +421,9 @@ pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan
         oom_score_adj: p.oom_score_adj(),
         caps,
         terminal: p.terminal().unwrap_or(false),
+        console_size: p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16)),
     })
 }
 

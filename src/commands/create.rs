@@ -5,11 +5,11 @@ use crate::cli::CreateOpts;
 use crate::process::{self, InitOpts};
 use crate::state::{Container, Saved};
 use anyhow::{Result, anyhow, bail};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 pub fn run(root: &Path, o: &CreateOpts, id: &str) -> Result<()> {
-    create(root, o, id).map(drop)
+    create(root, o, id, false).map(drop)
 }
 
 /// LISTEN_FDS from the caller (socket activation): passed on like runc does.
@@ -29,16 +29,26 @@ fn owner() -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-pub fn create(root: &Path, o: &CreateOpts, id: &str) -> Result<Container> {
+/// Create the container. With `want_master` (foreground `run` without a console socket) the
+/// pty master of a terminal container comes back to the caller.
+pub fn create(
+    root: &Path,
+    o: &CreateOpts,
+    id: &str,
+    want_master: bool,
+) -> Result<(Container, Option<OwnedFd>)> {
     crate::state::validate_id(id)?;
     let plan = {
         let _t = crate::logging::phase("plan");
         crate::spec::load(&o.bundle)?
     };
-    if plan.process.terminal {
+    if plan.process.terminal && o.console_socket.is_none() && !want_master {
         bail!(
-            "config.json: process.terminal: true needs --console-socket, which this rrun does not take yet; set terminal to false"
+            "config.json: process.terminal: a terminal needs --console-socket (or `run` in the foreground); rrun will not allocate a tty it cannot hand over"
         );
+    }
+    if !plan.process.terminal && o.console_socket.is_some() {
+        bail!("--console-socket only makes sense with process.terminal: true");
     }
     let me = std::process::id() as i32;
     let saved = Saved {
@@ -59,7 +69,7 @@ pub fn create(root: &Path, o: &CreateOpts, id: &str) -> Result<Container> {
     };
     let mut c = Container::create(root, id, saved)?;
     match setup(&mut c, &plan, o) {
-        Ok(()) => Ok(c),
+        Ok(master) => Ok((c, master)),
         Err(e) => {
             // The one cleanup path: kill, remove the cgroup, remove the state dir.
             if let Err(ce) = super::delete::destroy(c) {
@@ -70,7 +80,7 @@ pub fn create(root: &Path, o: &CreateOpts, id: &str) -> Result<Container> {
     }
 }
 
-fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<()> {
+fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<Option<OwnedFd>> {
     let fifo_path = c.fifo();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .map_err(|e| anyhow!("mkfifo {}: {e}", fifo_path.display()))?;
@@ -108,7 +118,30 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
             crate::sys::io_errno(&e)
         )
     })?;
+    // The terminal's master goes to the console socket, or back to us (foreground run).
+    let (console, ours) = if !plan.process.terminal {
+        (None, None)
+    } else if let Some(p) = &o.console_socket {
+        let s = std::os::unix::net::UnixStream::connect(p).map_err(|e| {
+            anyhow!(
+                "connect to --console-socket {}: {}",
+                p.display(),
+                crate::sys::io_errno(&e)
+            )
+        })?;
+        (Some(OwnedFd::from(s)), None)
+    } else {
+        let (a, b) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| anyhow!("socketpair for the terminal: {e}"))?;
+        (Some(a), Some(b))
+    };
     let spawned = process::spawn(&InitOpts {
+        console: console.as_ref().map(|f| f.as_raw_fd()),
         id: &c.saved.id,
         err_file: Some(&err_file),
         plan,
@@ -128,5 +161,7 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
         let p = std::path::absolute(p)?;
         crate::util::write_atomic(&p, spawned.pid.to_string().as_bytes(), 0o644)?;
     }
-    Ok(())
+    drop(console);
+    ours.map(|s| crate::console::recv_fd(s.as_raw_fd()))
+        .transpose()
 }

@@ -9,7 +9,7 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     // If init ends up a grandchild (pid namespace joined or unshared later), it is ours to reap.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    let c = super::create::create(root, &a.opts, &a.id)?;
+    let (c, master) = super::create::create(root, &a.opts, &a.id, !a.detach)?;
     let pid = c.saved.pid;
     if a.detach {
         return super::start::start(&c).map(|_| 0);
@@ -20,7 +20,10 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     }
     // Other verbs (kill, pause, ps...) must be able to lock the container while we wait.
     drop(c);
-    let code = crate::process::wait_forwarding(pid);
+    let code = match master {
+        Some(m) => crate::console::proxy_and_wait(m, pid),
+        None => crate::process::wait_forwarding(pid),
+    };
     finish(root, &a.id, a.keep);
     code
 }

@@ -119,6 +119,30 @@ fn setup(
     let root = rootfs::prepare_root(&s)?;
     rootfs::do_mounts(&root, &s)?;
     rootfs::setup_dev(&root, &s)?;
+    if plan.process.terminal {
+        let sock = o
+            .console
+            .ok_or_else(|| anyhow!("process.terminal: no console socket"))?;
+        let flags = libc::O_RDWR | libc::O_NOCTTY;
+        let ptmx = rootfs::open_in_root(
+            &root,
+            "/dev/pts/ptmx",
+            flags,
+            crate::sys::RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| anyhow!("process.terminal: open the container's /dev/pts/ptmx: {e}"))?;
+        let pty = crate::console::open_pty(ptmx, |n| {
+            rootfs::open_in_root(&root, n, flags, crate::sys::RESOLVE_NO_SYMLINKS)
+        })
+        .context("process.terminal")?;
+        if let Some(b) = plan.process.console_size {
+            crate::console::set_size(pty.master.as_raw_fd(), b.0, b.1)?;
+        }
+        rootfs::bind_console(&root, &pty.slave)?;
+        crate::console::send_master(sock, &pty.master)?;
+        drop(pty.master);
+        crate::console::become_tty(&pty.slave)?;
+    }
     // runc creates a missing cwd; do it while the rootfs may still be writable.
     rootfs::mkdir_all(&root, &plan.process.cwd, 0o755)
         .with_context(|| format!("process.cwd {:?}", plan.process.cwd))?;

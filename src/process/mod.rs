@@ -20,6 +20,8 @@ pub struct InitOpts<'a> {
     pub plan: &'a Plan,
     /// init writes why it failed after `start` here (startContainer hooks, execve).
     pub err_file: Option<&'a std::fs::File>,
+    /// Socket to send the pty master to (process.terminal).
+    pub console: Option<std::os::fd::RawFd>,
     pub cgroup: Option<&'a Cgroup>,
     /// Read end of exec.fifo: init blocks on it until `start`.
     pub fifo: Option<&'a OwnedFd>,
