@@ -6,6 +6,7 @@ use crate::process::exec::{ExecOpts, spawn};
 use crate::state::{Container, Status};
 use anyhow::{Result, anyhow, bail};
 use oci_spec::runtime::Process;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
@@ -114,11 +115,33 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
         }
     }
     let plan = process_of(&c, a)?;
-    if plan.terminal {
-        bail!(
-            "exec: a terminal (-t or process.terminal) needs --console-socket, which this rrun does not take yet"
-        );
+    if plan.terminal && a.console_socket.is_none() && a.detach {
+        bail!("exec: a terminal with --detach needs --console-socket to hand the pty to");
     }
+    if !plan.terminal && a.console_socket.is_some() {
+        bail!("--console-socket only makes sense with a terminal (-t or process.terminal)");
+    }
+    let (console, ours) = if !plan.terminal {
+        (None, None)
+    } else if let Some(p) = &a.console_socket {
+        let s = std::os::unix::net::UnixStream::connect(p).map_err(|e| {
+            anyhow!(
+                "connect to --console-socket {}: {}",
+                p.display(),
+                crate::sys::io_errno(&e)
+            )
+        })?;
+        (Some(std::os::fd::OwnedFd::from(s)), None)
+    } else {
+        let (x, y) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| anyhow!("socketpair for the terminal: {e}"))?;
+        (Some(x), Some(y))
+    };
     if !a.detach {
         // The process is a grandchild: make it ours to wait for.
         // SAFETY: prctl with integer arguments.
@@ -131,7 +154,12 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
         cgroup: c.saved.cgroup.as_ref(),
         extra_fds: a.preserve_fds,
         extra_env: Vec::new(),
+        console: console.as_ref().map(|f| f.as_raw_fd()),
     })?;
+    drop(console);
+    let master = ours
+        .map(|s| crate::console::recv_fd(s.as_raw_fd()))
+        .transpose()?;
     drop(c);
     if let Some(p) = &a.pid_file {
         let p = std::path::absolute(p)?;
@@ -140,5 +168,8 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    crate::process::wait_forwarding(pid)
+    match master {
+        Some(m) => crate::console::proxy_and_wait(m, pid),
+        None => crate::process::wait_forwarding(pid),
+    }
 }

@@ -22,6 +22,8 @@ pub struct ExecOpts<'a> {
     pub cgroup: Option<&'a Cgroup>,
     pub extra_fds: u32,
     pub extra_env: Vec<String>,
+    /// Socket to send the pty master to (process.terminal).
+    pub console: Option<std::os::fd::RawFd>,
 }
 
 /// The namespaces of `pid` that differ from ours.
@@ -125,6 +127,27 @@ fn child_main(
     }
     // SAFETY: prctl with integer arguments. Still non-dumpable after fork.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if o.process.terminal {
+        let sock = o
+            .console
+            .ok_or_else(|| anyhow!("process.terminal: no console socket"))?;
+        // We are in the container's mount namespace: its root is our root.
+        let root =
+            crate::sys::openat2(libc::AT_FDCWD, "/", libc::O_PATH | libc::O_DIRECTORY, 0, 0)?;
+        let flags = libc::O_RDWR | libc::O_NOCTTY;
+        let no_links = crate::sys::RESOLVE_NO_SYMLINKS;
+        let ptmx = crate::rootfs::open_in_root(&root, "/dev/pts/ptmx", flags, no_links)
+            .map_err(|e| anyhow!("process.terminal: open the container's /dev/pts/ptmx: {e}"))?;
+        let pty = crate::console::open_pty(ptmx, |n| {
+            crate::rootfs::open_in_root(&root, n, flags, no_links)
+        })?;
+        if let Some(b) = o.process.console_size {
+            crate::console::set_size(pty.master.as_raw_fd(), b.0, b.1)?;
+        }
+        crate::console::send_master(sock, &pty.master)?;
+        drop(pty.master);
+        crate::console::become_tty(&pty.slave)?;
+    }
     let prep = super::init::prepare_process(o.process, &o.extra_env)?;
     Err(super::init::exec_prepared(
         &prep,
