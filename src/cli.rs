@@ -71,6 +71,8 @@ pub enum Cmd {
     Events(EventsArgs),
     /// Run a new process inside a running container
     Exec(Box<ExecArgs>),
+    /// What this rrun supports, as the runtime-spec features JSON
+    Features,
 }
 
 #[derive(Args, Debug, Default)]

@@ -54,7 +54,7 @@ pub fn propagation_flag(p: &str) -> Option<MsFlags> {
 }
 
 /// Options that are MS_* flags: (name, clear?, flag).
-const FLAG_OPTIONS: &[(&str, bool, MsFlags)] = &[
+pub const FLAG_OPTIONS: &[(&str, bool, MsFlags)] = &[
     ("ro", false, MsFlags::MS_RDONLY),
     ("rw", true, MsFlags::MS_RDONLY),
     ("nosuid", false, MsFlags::MS_NOSUID),
@@ -394,6 +394,7 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
     if m.bind {
         let src = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
             .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?;
+        check_proc_bind(&m.dest, &src, &m.source)?;
         let st = nix::sys::stat::fstat(src.as_raw_fd())
             .map_err(|e| anyhow!("stat {}: {e}", m.source))?;
         let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
@@ -470,6 +471,33 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
             .map_err(|e| anyhow!("set propagation {p:?}: {e}"))?;
     }
     Ok(())
+}
+
+/// CVE-2019-16884: nothing but procfs may be bound over /proc, and under /proc only the files
+/// that lxcfs-style tools replace (as runc allows).
+fn check_proc_bind(dest: &str, src: &OwnedFd, source: &str) -> Result<()> {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const ALLOWED: &[&str] = &[
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    ];
+    if dest != "/proc" && !dest.starts_with("/proc/") {
+        return Ok(());
+    }
+    let is_proc =
+        nix::sys::statfs::fstatfs(src).is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC);
+    if is_proc || (dest != "/proc" && ALLOWED.contains(&dest)) {
+        return Ok(());
+    }
+    bail!("{source} is not procfs: refusing to bind it over {dest}")
 }
 
 /// The mount point is a real directory of the rootfs (not something a link redirected).

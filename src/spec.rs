@@ -28,6 +28,10 @@ pub struct ProcPlan {
     pub terminal: bool,
     /// consoleSize as (rows, columns).
     pub console_size: Option<(u16, u16)>,
+    /// AppArmor profile to switch to on exec (only when AppArmor is enabled).
+    pub apparmor: Option<String>,
+    /// SELinux label for the process (only when SELinux is enabled).
+    pub selinux_label: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +282,18 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
         }
         Ok(())
     };
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
+        bail!(cfg_err(
+            "linux.mountLabel",
+            "selinux label is specified in config, but selinux is disabled or not supported"
+        ));
+    }
+    if linux.seccomp().is_some() {
+        bail!(cfg_err(
+            "linux.seccomp",
+            "seccomp profiles are refused until the seccomp module is wired in (never run unconfined by surprise)"
+        ));
+    }
     let masked = linux.masked_paths().clone().unwrap_or_default();
     check_abs("linux.maskedPaths", &masked)?;
     let readonly = linux.readonly_paths().clone().unwrap_or_default();
@@ -408,7 +424,30 @@ pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan
         }
         None => None,
     };
+    // As runc: a profile the host cannot enforce is an error, never silently dropped.
+    // "unconfined" asks for nothing, so it is fine without AppArmor (as podman treats it).
+    let apparmor = p.apparmor_profile().clone().filter(|s| !s.is_empty());
+    if let Some(a) = &apparmor
+        && a != "unconfined"
+        && !apparmor_enabled()
+    {
+        bail!(cfg_err(
+            &format!("{field}.apparmorProfile"),
+            format!(
+                "{a:?}: AppArmor is not enabled on this host (apparmor: config provided but apparmor not supported)"
+            )
+        ));
+    }
+    let selinux_label = p.selinux_label().clone().filter(|s| !s.is_empty());
+    if selinux_label.is_some() && !selinux_enabled() {
+        bail!(cfg_err(
+            &format!("{field}.selinuxLabel"),
+            "selinux label is specified in config, but selinux is disabled or not supported"
+        ));
+    }
     Ok(ProcPlan {
+        apparmor: apparmor.filter(|a| a != "unconfined" || apparmor_enabled()),
+        selinux_label,
         args,
         env,
         cwd,

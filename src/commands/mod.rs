@@ -4,6 +4,7 @@ mod create;
 mod delete;
 mod events;
 mod exec;
+mod features;
 mod kill;
 mod list;
 mod pause;
@@ -44,5 +45,6 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Update(a) => update::run(&root, a).map(|_| 0),
         Cmd::Events(a) => events::run(&root, a).map(|_| 0),
         Cmd::Exec(a) => exec::run(&root, a),
+        Cmd::Features => features::run().map(|_| 0),
     }
 }

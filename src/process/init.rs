@@ -273,6 +273,12 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
     if !cwd.starts_with("/") {
         bail!("process.cwd {:?} is outside the container's root", p.cwd);
     }
+    if let Some(a) = &p.apparmor {
+        set_exec_attr("apparmor/exec", &format!("exec {a}")).context("process.apparmorProfile")?;
+    }
+    if let Some(l) = &p.selinux_label {
+        set_exec_attr("exec", l).context("process.selinuxLabel")?;
+    }
     if p.no_new_privileges {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
     }
@@ -356,6 +362,17 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
         bail!("exec.fifo closed without a start");
     }
     Ok(())
+}
+
+/// Write an LSM exec attribute of our own task, through a /proc that is verified to be procfs.
+fn set_exec_attr(attr: &str, value: &str) -> Result<()> {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let st = nix::sys::statfs::statfs("/proc").map_err(|e| anyhow!("statfs /proc: {e}"))?;
+    if st.filesystem_type().0 != PROC_SUPER_MAGIC {
+        bail!("/proc in the container is not procfs: refusing to write {attr}");
+    }
+    let path = format!("/proc/thread-self/attr/{attr}");
+    crate::sys::write_file(&path, value)
 }
 
 /// PATH lookup inside the container, with the process's own PATH.
