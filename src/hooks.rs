@@ -79,8 +79,13 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
         .spawn()
         .map_err(|e| anyhow!("start: {}", crate::sys::io_errno(&e)))?;
     if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine.
+        // A hook that does not read its stdin is fine: EPIPE, not SIGPIPE, while we write.
+        // SAFETY: swapping a signal disposition; rrun is single-threaded.
+        let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         let _ = stdin.write_all(state.as_bytes());
+        drop(stdin);
+        // SAFETY: restoring the previous disposition.
+        unsafe { libc::signal(libc::SIGPIPE, old) };
     }
     let deadline = h
         .timeout()

@@ -58,6 +58,12 @@ impl Drop for Phase {
     }
 }
 
+pub fn debug(msg: &str) {
+    if debug_enabled() {
+        log("debug", msg);
+    }
+}
+
 pub fn warn(msg: &str) {
     log("warning", msg);
 }

@@ -11,6 +11,7 @@ mod logging;
 mod namespaces;
 mod process;
 mod rootfs;
+mod seccomp;
 mod spec;
 mod state;
 mod sys;

@@ -32,6 +32,8 @@ pub struct ProcPlan {
     pub apparmor: Option<String>,
     /// SELinux label for the process (only when SELinux is enabled).
     pub selinux_label: Option<String>,
+    /// The container's seccomp filter, compiled here and installed by init / exec.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 #[derive(Debug, Clone)]
@@ -288,17 +290,20 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
             "selinux label is specified in config, but selinux is disabled or not supported"
         ));
     }
-    if linux.seccomp().is_some() {
-        bail!(cfg_err(
-            "linux.seccomp",
-            "seccomp profiles are refused until the seccomp module is wired in (never run unconfined by surprise)"
-        ));
-    }
     let masked = linux.masked_paths().clone().unwrap_or_default();
     check_abs("linux.maskedPaths", &masked)?;
     let readonly = linux.readonly_paths().clone().unwrap_or_default();
     check_abs("linux.readonlyPaths", &readonly)?;
 
+    let mut process = process;
+    process.seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()?;
+    for w in process.seccomp.iter().flat_map(|f| f.warnings()) {
+        crate::logging::debug(&format!("linux.seccomp: {w}"));
+    }
     Ok(Plan {
         oci_version: spec.version().clone(),
         bundle: bundle.to_path_buf(),
@@ -448,6 +453,7 @@ pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan
     Ok(ProcPlan {
         apparmor: apparmor.filter(|a| a != "unconfined" || apparmor_enabled()),
         selinux_label,
+        seccomp: None,
         args,
         env,
         cwd,

@@ -67,6 +67,14 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
         p.set_no_new_privileges(Some(true));
     }
     let mut plan = crate::spec::proc_plan(&p, "process")?;
+    // The container's seccomp profile applies to every process in it.
+    let spec = crate::spec::read_spec(&c.saved.bundle)?;
+    plan.seccomp = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(crate::seccomp::compile)
+        .transpose()?;
     if !a.cap.is_empty() {
         let mut caps = plan.caps.clone().unwrap_or_default();
         for name in &a.cap {
@@ -148,6 +156,8 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     }
     let pid = spawn(&ExecOpts {
+        id: &a.id,
+        bundle: &c.saved.bundle,
         init_pid: c.saved.pid,
         init_start_time: c.saved.start_time,
         process: &plan,

@@ -8,12 +8,13 @@
 //! | 3    | parent | `MapsWritten`    | done                                                       |
 //! | 4    | init   | `Forked{pid}`    | the real init is this child (pid or time namespace)        |
 //! | 5    | init   | `RunHooks`       | mounts done, before pivot_root: run prestart/createRuntime |
-//! | 6    | parent | `HooksDone{state}` | done; init runs createContainer hooks with that state    |
+//! | 6    | parent | `HooksDone{pid}` | done; init runs createContainer hooks (state with that pid) |
 //! | 7    | init   | `Ready`          | rootfs and process set up; init now waits on exec.fifo     |
+//! | 7a   | init   | `SeccompListener` + fd | a notify filter is installed: the parent hands its listener to listenerPath |
 //! | any  | init   | `Error{msg}`     | setup failed, with the whole error chain; init exits       |
 
 use anyhow::{Result, anyhow};
-use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, send, socketpair};
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -21,20 +22,31 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub enum ToInit {
     Go,
     MapsWritten,
-    HooksDone { state: String },
+    /// The parent ran them; `pid` is init's pid as the host sees it, for the state.
+    HooksDone {
+        pid: i32,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ToParent {
     NeedMaps,
-    Forked { pid: i32 },
+    Forked {
+        pid: i32,
+    },
     RunHooks,
+    /// Sent with the seccomp notify listener fd attached (SCM_RIGHTS).
+    SeccompListener,
     Ready,
-    Error { msg: String },
+    Error {
+        msg: String,
+    },
 }
 
 pub struct Channel {
     pub fd: OwnedFd,
+    /// An fd that arrived with the last message.
+    received: std::cell::RefCell<Option<OwnedFd>>,
 }
 
 pub fn pair() -> Result<(Channel, Channel)> {
@@ -45,7 +57,11 @@ pub fn pair() -> Result<(Channel, Channel)> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| anyhow!("socketpair for the init channel: {e}"))?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    let ch = |fd| Channel {
+        fd,
+        received: Default::default(),
+    };
+    Ok((ch(a), ch(b)))
 }
 
 impl Channel {
@@ -56,16 +72,58 @@ impl Channel {
         Ok(())
     }
 
+    /// Send a message with an fd attached.
+    pub fn send_fd<T: Serialize>(&self, m: &T, fd: std::os::fd::RawFd) -> Result<()> {
+        let data = serde_json::to_vec(m)?;
+        let iov = [std::io::IoSlice::new(&data)];
+        let fds = [fd];
+        nix::sys::socket::sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &iov,
+            &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| anyhow!("send an fd on the init channel: {e}"))?;
+        Ok(())
+    }
+
+    /// The fd that came with the last message received, if any.
+    pub fn take_fd(&self) -> Option<OwnedFd> {
+        self.received.borrow_mut().take()
+    }
+
     /// The next message, or None when the other side closed the channel.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
+        use std::os::fd::FromRawFd;
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => return Ok(Some(serde_json::from_slice(&buf[..n])?)),
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+            let (n, fd) = match nix::sys::socket::recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs().into_iter().flatten() {
+                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                            // SAFETY: the kernel just gave us these fds.
+                            fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+                        }
+                    }
+                    (msg.bytes, fd)
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(anyhow!("receive on the init channel: {e}")),
+            };
+            if n == 0 {
+                return Ok(None);
             }
+            *self.received.borrow_mut() = fd;
+            return Ok(Some(serde_json::from_slice(&buf[..n])?));
         }
     }
 

@@ -16,6 +16,8 @@ use nix::unistd::{ForkResult, Pid};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 pub struct ExecOpts<'a> {
+    pub id: &'a str,
+    pub bundle: &'a std::path::Path,
     pub init_pid: i32,
     pub init_start_time: u64,
     pub process: &'a ProcPlan,
@@ -87,6 +89,21 @@ pub fn spawn(o: &ExecOpts) -> Result<i32> {
                 guard.pids.push(p);
                 let _ = waitpid(Pid::from_raw(pid), None);
             }
+            Some(ToParent::SeccompListener) => {
+                let fd = parent
+                    .take_fd()
+                    .ok_or_else(|| anyhow!("exec sent no seccomp listener fd"))?;
+                let p = proc_pid.unwrap_or(pid);
+                super::hand_listener(
+                    o.process.seccomp.as_ref(),
+                    o.id,
+                    "running",
+                    p,
+                    o.bundle,
+                    &Default::default(),
+                    &fd,
+                )?;
+            }
             Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
             Some(other) => return Err(anyhow!("exec channel: unexpected {other:?}")),
             None => break,
@@ -148,7 +165,10 @@ fn child_main(
         drop(pty.master);
         crate::console::become_tty(&pty.slave)?;
     }
-    let prep = super::init::prepare_process(o.process, &o.extra_env)?;
+    let mut prep = super::init::prepare_process(o.process, &o.extra_env)?;
+    if let Some(l) = prep.listener.take() {
+        chan.send_fd(&ToParent::SeccompListener, l.as_raw_fd())?;
+    }
     Err(super::init::exec_prepared(
         &prep,
         o.extra_fds,

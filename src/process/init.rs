@@ -163,7 +163,9 @@ fn setup(
         // prestart and createRuntime run in the parent, in the runtime's namespaces.
         chan.send(&ToParent::RunHooks)?;
         hook_state = match chan.recv::<ToInit>()? {
-            Some(ToInit::HooksDone { state }) => state,
+            Some(ToInit::HooksDone { pid }) => {
+                crate::hooks::state_json(o.id, "creating", pid, &plan.bundle, &plan.annotations)
+            }
             other => bail!("init channel: expected HooksDone, got {other:?}"),
         };
         // createContainer: in the container's namespaces, before pivot_root.
@@ -194,7 +196,10 @@ fn setup(
         .map_err(|e| anyhow!("linux.rootfsPropagation on the new /: {e}"))?;
     }
 
-    let prep = prepare_process(&plan.process, &o.extra_env)?;
+    let mut prep = prepare_process(&plan.process, &o.extra_env)?;
+    if let Some(l) = prep.listener.take() {
+        chan.send_fd(&ToParent::SeccompListener, l.as_raw_fd())?;
+    }
 
     // Signals that end a created container while it waits for start.
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
@@ -237,6 +242,10 @@ fn setup(
 
 /// The process, ready for execve: path, argv, envp.
 pub struct Prepared {
+    /// The seccomp notify listener, for the parent to hand to listenerPath.
+    pub listener: Option<OwnedFd>,
+    /// A filter to install right before execve.
+    late: Option<crate::seccomp::Filter>,
     exe: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -262,6 +271,18 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
         nix::errno::Errno::result(r)
             .map_err(|e| anyhow!("process.rlimits[{i}]: setrlimit soft {soft} hard {hard}: {e}"))?;
     }
+    // Seccomp goes in as late as it can: without no_new_privs it needs CAP_SYS_ADMIN, so
+    // before the user and capabilities change; with it, right before execve (or here, after
+    // no_new_privs, when its notify listener must still reach the parent).
+    let mut listener = None;
+    let mut late = None;
+    if let Some(f) = &p.seccomp {
+        if !p.no_new_privileges {
+            listener = f.install().context("linux.seccomp")?;
+        } else if !f.needs_notify() {
+            late = Some(f.clone());
+        }
+    }
     set_user(p)?;
     if let Some(m) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
@@ -281,6 +302,9 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
     }
     if p.no_new_privileges {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
+        if let Some(f) = p.seccomp.as_ref().filter(|f| f.needs_notify()) {
+            listener = f.install().context("linux.seccomp")?;
+        }
     }
     let cs = |v: &[String]| {
         v.iter()
@@ -288,6 +312,8 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
             .collect::<Result<Vec<_>, _>>()
     };
     Ok(Prepared {
+        listener,
+        late,
         exe,
         argv: cs(&p.args)?,
         envp: cs(&env)?,
@@ -298,6 +324,11 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
 /// Close every fd but 0-2, the `extra_fds` preserved ones (and `keep`, a close-on-exec
 /// channel that reports a failed execve), reset signals, and execve. Returns only on failure.
 pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::Error {
+    if let Some(f) = &prep.late
+        && let Err(e) = f.install()
+    {
+        return e.context("linux.seccomp");
+    }
     let first = 3 + extra_fds;
     for fd in 3..first {
         // SAFETY: clearing FD_CLOEXEC on an fd number the caller passed us.

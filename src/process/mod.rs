@@ -177,7 +177,21 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
                     hooks.and_then(|h| h.create_runtime().as_ref()),
                     &state,
                 )?;
-                parent.send(&ToInit::HooksDone { state })?;
+                parent.send(&ToInit::HooksDone { pid: init_pid })?;
+            }
+            Some(ToParent::SeccompListener) => {
+                let fd = parent
+                    .take_fd()
+                    .ok_or_else(|| anyhow!("init sent no seccomp listener fd"))?;
+                hand_listener(
+                    plan.process.seccomp.as_ref(),
+                    o.id,
+                    "creating",
+                    init_pid,
+                    &plan.bundle,
+                    &plan.annotations,
+                    &fd,
+                )?;
             }
             Some(ToParent::Ready) => break,
             Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
@@ -254,4 +268,31 @@ pub fn wait_forwarding(pid: i32) -> Result<i32> {
             Err(_) => {}
         }
     }
+}
+
+/// Send a seccomp notify listener and the container state to listenerPath, as runc does.
+pub fn hand_listener(
+    f: Option<&crate::seccomp::Filter>,
+    id: &str,
+    status: &str,
+    pid: i32,
+    bundle: &std::path::Path,
+    annotations: &std::collections::BTreeMap<String, String>,
+    fd: &OwnedFd,
+) -> Result<()> {
+    use std::os::fd::AsFd;
+    let f = f.ok_or_else(|| anyhow!("a seccomp listener arrived without a filter"))?;
+    let path = f
+        .listener_path()
+        .ok_or_else(|| anyhow!("linux.seccomp.listenerPath: missing"))?;
+    let state: serde_json::Value = serde_json::from_str(&crate::hooks::state_json(
+        id,
+        status,
+        pid,
+        bundle,
+        annotations,
+    ))?;
+    let msg = crate::seccomp::process_state_json(pid, f.listener_metadata(), &state);
+    crate::seccomp::send_listener(path, fd.as_fd(), &msg)
+        .map_err(|e| anyhow!("linux.seccomp.listenerPath: {e:#}"))
 }

@@ -21,6 +21,9 @@
 mod common;
 
 mod bad_input;
+mod cgroups;
+mod exec;
+mod hooks;
 mod kill_delete;
 mod lifecycle;
 mod mounts;

@@ -1105,3 +1105,108 @@ impl Drop for TestEnv {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the cgroup, exec and hook tests
+
+static FILE_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Like `run_cmd`, with `input` written to the command's stdin (then closed).
+pub fn run_cmd_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Out {
+    let what = describe(cmd);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    let out_rx = drain(child.stdout.take());
+    let err_rx = drain(child.stderr.take());
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        // A writer thread: a command that does not read its stdin must not
+        // block the test.
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let status = wait_child(&mut child, &what, timeout);
+    let grace = Duration::from_secs(10);
+    let stdout = out_rx.recv_timeout(grace).unwrap_or_default();
+    let stderr = err_rx.recv_timeout(grace).unwrap_or_default();
+    Out {
+        what,
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Reaps `pid` once it has exited, if it is (or becomes, by reparenting to
+/// this subreaper) a child of the test process: e.g. a process started by
+/// `exec --detach`. `None` if it is not our child and has gone, or if it is
+/// still running when `timeout` passes.
+pub fn reap_if_child(pid: i32, timeout: Duration) -> Option<Exit> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match reap(pid, Duration::ZERO) {
+            Reap::Exited(e) => return Some(e),
+            Reap::NotOurChild if !Path::new(&format!("/proc/{pid}")).exists() => return None,
+            Reap::NotOurChild | Reap::TimedOut => {}
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// sha256 of a file, by `sha256sum`.
+#[track_caller]
+pub fn sha256_file(path: &Path) -> String {
+    let out = host("sha256sum", &[path.to_str().expect("utf-8 path")]);
+    out.stdout
+        .split_whitespace()
+        .next()
+        .expect("sha256sum output")
+        .to_string()
+}
+
+impl TestEnv {
+    /// The `RRUN_IT_TOKEN=<id>` variable every container process carries;
+    /// put it into other environments (e.g. hooks') so the leftover check
+    /// also finds those processes.
+    pub fn token_env(&self) -> String {
+        format!("{TOKEN_VAR}={}", self.id)
+    }
+
+    /// `rt` with stdout and stderr going to files instead of pipes: for
+    /// commands that leave a process holding their stdio (`exec --detach`),
+    /// which would keep a pipe open.
+    pub fn rt_to_files(&self, args: &[&str]) -> Out {
+        let n = FILE_SEQ.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.dir.join(format!("cmd{n}.out"));
+        let err_path = self.dir.join(format!("cmd{n}.err"));
+        let out_f = fs::File::create(&out_path).unwrap();
+        let err_f = fs::File::create(&err_path).unwrap();
+        let mut cmd = self.command(args);
+        let what = describe(&cmd);
+        cmd.stdin(Stdio::null()).stdout(out_f).stderr(err_f);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+        let status = wait_child(&mut child, &what, CMD_TIMEOUT);
+        Out {
+            what,
+            status,
+            stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        }
+    }
+
+    /// `rt` with `input` on the runtime's stdin.
+    pub fn rt_input(&self, args: &[&str], input: &str) -> Out {
+        run_cmd_input(&mut self.command(args), input.as_bytes(), CMD_TIMEOUT)
+    }
+}

@@ -1,0 +1,521 @@
+//! cgroup v1 resources of real containers, read back from the host's
+//! hierarchies (`/sys/fs/cgroup/<controller>/rrun-test/<id>`), plus pause,
+//! resume, update, ps, events and cgroup cleanup.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const V1_ROOT: &str = "/sys/fs/cgroup";
+/// The v1 controllers every container gets a directory in.
+const CONTROLLERS: [&str; 8] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "devices", "freezer", "blkio",
+];
+
+/// The container's directory in the v1 hierarchy of `controller`.
+fn v1_dir(env: &TestEnv, controller: &str) -> PathBuf {
+    assert!(
+        Path::new(V1_ROOT)
+            .join("memory/memory.limit_in_bytes")
+            .exists(),
+        "these tests need a cgroup v1 host (no {V1_ROOT}/memory)"
+    );
+    Path::new(V1_ROOT)
+        .join(controller)
+        .join(env.cgroups_path().trim_start_matches('/'))
+}
+
+/// A file of the container's v1 cgroup, trimmed.
+#[track_caller]
+fn read_v1(env: &TestEnv, controller: &str, file: &str) -> String {
+    let p = v1_dir(env, controller).join(file);
+    fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// Pids listed in `cgroup.procs` of the container's cgroup.
+#[track_caller]
+fn cgroup_procs(env: &TestEnv, controller: &str) -> Vec<i32> {
+    read_v1(env, controller, "cgroup.procs")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A number after `key ` in a flat-keyed file such as `memory.oom_control`.
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        if k == key {
+            v.trim().parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// CPUs of a cpuset list such as `0-3,6`.
+fn parse_cpu_list(s: &str) -> Vec<u32> {
+    let mut cpus = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => cpus.extend(a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()),
+            None => cpus.push(part.parse().unwrap()),
+        }
+    }
+    cpus
+}
+
+/// `sleep 1000`, created and started.
+fn start_sleeper(env: &TestEnv, mutate: impl FnOnce(&mut Value)) {
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    mutate(&mut spec);
+    env.create_and_start(&spec);
+}
+
+#[test]
+fn memory_limit_oom_kills() {
+    let env = test_env!();
+    let limit: u64 = 32 << 20;
+    let mut spec = env.spec();
+    // Builds a 100 MB shell variable: `tr` and the shell both hold big
+    // buffers, far beyond the 32 MiB limit (without swap: swap == limit).
+    set_script(
+        &mut spec,
+        "a=$(head -c 100000000 /dev/zero | tr '\\0' x); echo \"survived ${#a}\"",
+    );
+    set(
+        &mut spec,
+        "/linux/resources/memory",
+        json!({"limit": limit, "swap": limit}),
+    );
+    env.create_ok(&spec);
+    assert_eq!(
+        read_v1(&env, "memory", "memory.limit_in_bytes"),
+        limit.to_string()
+    );
+    assert_eq!(
+        read_v1(&env, "memory", "memory.memsw.limit_in_bytes"),
+        limit.to_string()
+    );
+    env.rt(&["start", &env.id]).ok();
+    let exit = env.wait_init();
+    let oom = read_v1(&env, "memory", "memory.oom_control");
+    // Diagnostics only: with swap == limit the memsw counter is the one that
+    // hits its limit, and recent kernels may count neither.
+    let failcnt: u64 = read_v1(&env, "memory", "memory.failcnt")
+        .parse::<u64>()
+        .unwrap()
+        + read_v1(&env, "memory", "memory.memsw.failcnt")
+            .parse::<u64>()
+            .unwrap();
+    let max_usage: u64 = read_v1(&env, "memory", "memory.max_usage_in_bytes")
+        .parse()
+        .unwrap();
+    let stdout = env.container_stdout();
+    let report = format!(
+        "exit {exit:?}, stdout {stdout:?}, failcnt {failcnt}, max usage {max_usage}, oom_control:\n{oom}"
+    );
+    assert!(
+        !stdout.contains("survived 100000000"),
+        "allocated 100 MB under a 32 MiB limit: {report}"
+    );
+    let oom_kills = keyed(&oom, "oom_kill").unwrap_or(0);
+    assert!(
+        exit == Exit::Signal(libc::SIGKILL) || oom_kills > 0 || failcnt > 0,
+        "not OOM-killed: {report}"
+    );
+    assert!(max_usage <= limit, "usage above the limit: {report}");
+    env.rt(&["delete", &env.id]).ok();
+    env.assert_clean();
+}
+
+#[test]
+fn pids_limit_makes_fork_fail() {
+    let env = test_env!();
+    // The spawner shell dies at its first failed fork ("can't fork"); each
+    // `started` line is one successful fork. The outer shell only uses
+    // builtins afterwards (the sleeps keep the pids in use).
+    let script = "sh -c 'i=0; while [ $i -lt 20 ]; do sleep 30 & i=$((i+1)); echo started; done'; \
+                  echo \"spawner exit $?\"";
+    let out = env.run_capture(&["sh", "-c", script], |s| {
+        set(s, "/linux/resources/pids", json!({"limit": 8}))
+    });
+    out.ok();
+    let started = out.lines().iter().filter(|l| *l == "started").count();
+    assert!(
+        started < 20,
+        "all 20 forks succeeded under pids.limit 8:\n{out}"
+    );
+    let failures = 20 - started;
+    assert!(failures > 0, "{out}");
+    // 8 pids: the outer shell, the spawner and at most 6 sleeps.
+    assert!(
+        started <= 6,
+        "{started} forks succeeded under pids.limit 8:\n{out}"
+    );
+    assert!(
+        out.stderr.to_lowercase().contains("fork"),
+        "no fork error reported:\n{out}"
+    );
+}
+
+#[test]
+fn pids_limit_read_back() {
+    let env = test_env!();
+    start_sleeper(&env, |s| {
+        set(s, "/linux/resources/pids", json!({"limit": 8}))
+    });
+    assert_eq!(read_v1(&env, "pids", "pids.max"), "8");
+    let current: u64 = read_v1(&env, "pids", "pids.current").parse().unwrap();
+    assert!(current >= 1, "pids.current {current}");
+}
+
+#[test]
+fn cpu_and_cpuset_read_back() {
+    let env = test_env!();
+    let host_cpus = parse_cpu_list(
+        &fs::read_to_string(Path::new(V1_ROOT).join("cpuset/cpuset.effective_cpus"))
+            .or_else(|_| fs::read_to_string(Path::new(V1_ROOT).join("cpuset/cpuset.cpus")))
+            .unwrap(),
+    );
+    let host_mems = parse_cpu_list(
+        &fs::read_to_string(Path::new(V1_ROOT).join("cpuset/cpuset.effective_mems"))
+            .or_else(|_| fs::read_to_string(Path::new(V1_ROOT).join("cpuset/cpuset.mems")))
+            .unwrap(),
+    );
+    // The last CPU: with more than one, that differs from the default.
+    let cpu = host_cpus.last().expect("host cpus").to_string();
+    let mem = host_mems.first().expect("host mems").to_string();
+    let mut spec = env.spec();
+    set_script(
+        &mut spec,
+        "grep -E '^(Cpus|Mems)_allowed_list' /proc/self/status; echo ready; exec sleep 1000",
+    );
+    set(
+        &mut spec,
+        "/linux/resources/cpu",
+        json!({"shares": 512, "quota": 25000, "period": 50000, "cpus": cpu, "mems": mem}),
+    );
+    env.create_and_start(&spec);
+    assert_eq!(read_v1(&env, "cpu", "cpu.shares"), "512");
+    assert_eq!(read_v1(&env, "cpu", "cpu.cfs_quota_us"), "25000");
+    assert_eq!(read_v1(&env, "cpu", "cpu.cfs_period_us"), "50000");
+    assert_eq!(read_v1(&env, "cpuset", "cpuset.cpus"), cpu);
+    assert_eq!(read_v1(&env, "cpuset", "cpuset.mems"), mem);
+    // ... and the container's process is bound by them.
+    env.wait_for_stdout("ready");
+    let stdout = env.container_stdout();
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {key} in {stdout:?}"))
+    };
+    assert_eq!(field("Cpus_allowed_list:"), cpu, "{stdout}");
+    assert_eq!(field("Mems_allowed_list:"), mem, "{stdout}");
+}
+
+#[test]
+fn denied_device_open_eperm() {
+    let env = test_env!();
+    // The device cgroup allows `mknod` of anything (runc's default `c *:* m`)
+    // but opening only the allowed devices. /dev/fuse (c 10:229) needs no
+    // capability to open, so EPERM can only come from the device cgroup;
+    // /dev/null (a default device) and /dev/loop-control (c 10:237, allowed
+    // by the config) are the controls. /tmp is a tmpfs without `nodev`.
+    let script = "cd /tmp; \
+        mknod fuse c 10 229 && echo mknod-fuse-ok; \
+        mknod null c 1 3 && echo mknod-null-ok; \
+        mknod lc c 10 237 && echo mknod-lc-ok; \
+        for f in fuse null lc; do head -c 0 $f 2>&1; echo \"$f rc=$?\"; done";
+    let out = env.run_capture(&["sh", "-c", script], |s| {
+        add_mount(
+            s,
+            json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "mode=1777", "size=1m"]}),
+        );
+        for set_name in ["bounding", "effective", "permitted"] {
+            s["process"]["capabilities"][set_name]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_MKNOD"));
+        }
+        s["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"allow": true, "type": "c", "major": 10, "minor": 237, "access": "rw"}));
+    });
+    out.ok();
+    let lines = out.lines();
+    for l in ["mknod-fuse-ok", "mknod-null-ok", "mknod-lc-ok"] {
+        assert!(lines.iter().any(|x| x == l), "{l} missing:\n{out}");
+    }
+    assert!(
+        out.stdout.contains("Operation not permitted"),
+        "opening the denied device did not fail with EPERM:\n{out}"
+    );
+    assert!(lines.iter().any(|x| x == "fuse rc=1"), "{out}");
+    assert!(lines.iter().any(|x| x == "null rc=0"), "{out}");
+    assert!(lines.iter().any(|x| x == "lc rc=0"), "{out}");
+}
+
+#[test]
+fn pause_resume_freezer() {
+    let env = test_env!();
+    start_sleeper(&env, |_| {});
+    let pid = env.init_pid();
+    assert_eq!(read_v1(&env, "freezer", "freezer.state"), "THAWED");
+
+    env.rt(&["pause", &env.id]).ok();
+    assert_eq!(read_v1(&env, "freezer", "freezer.state"), "FROZEN");
+    assert_eq!(env.status(), "paused");
+    let list = env.list_json();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["status"], "paused", "{list:?}");
+    let table = env.rt(&["list"]);
+    table.ok();
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|l| l.contains(&env.id) && l.contains("paused")),
+        "{table}"
+    );
+    // Pausing is not killing: the init is still there.
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+
+    env.rt(&["resume", &env.id]).ok();
+    assert_eq!(read_v1(&env, "freezer", "freezer.state"), "THAWED");
+    assert_eq!(env.status(), "running");
+    assert_eq!(env.list_json()[0]["status"], "running");
+    assert_eq!(env.state()["pid"].as_i64(), Some(pid as i64));
+}
+
+#[test]
+fn update_flags_change_live_limits() {
+    let env = test_env!();
+    start_sleeper(&env, |s| {
+        set(
+            s,
+            "/linux/resources/memory",
+            json!({"limit": 64 << 20, "swap": 64 << 20}),
+        );
+        set(s, "/linux/resources/pids", json!({"limit": 20}));
+    });
+    assert_eq!(
+        read_v1(&env, "memory", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    env.rt(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "42",
+        "--cpu-share",
+        "256",
+        &env.id,
+    ])
+    .ok();
+    let m128 = (128u64 << 20).to_string();
+    assert_eq!(read_v1(&env, "memory", "memory.limit_in_bytes"), m128);
+    assert_eq!(read_v1(&env, "memory", "memory.memsw.limit_in_bytes"), m128);
+    assert_eq!(read_v1(&env, "pids", "pids.max"), "42");
+    assert_eq!(read_v1(&env, "cpu", "cpu.shares"), "256");
+    // Only what was given changes.
+    env.rt(&["update", "--pids-limit", "43", &env.id]).ok();
+    assert_eq!(read_v1(&env, "pids", "pids.max"), "43");
+    assert_eq!(read_v1(&env, "memory", "memory.limit_in_bytes"), m128);
+    assert_eq!(read_v1(&env, "cpu", "cpu.shares"), "256");
+    assert_eq!(env.status(), "running");
+}
+
+#[test]
+fn update_resources_from_stdin() {
+    let env = test_env!();
+    start_sleeper(&env, |s| {
+        set(
+            s,
+            "/linux/resources/memory",
+            json!({"limit": 64 << 20, "swap": 64 << 20}),
+        );
+    });
+    // Lowering memory below the current memsw limit and raising both.
+    let res = json!({
+        "memory": {"limit": 48 << 20, "swap": 96 << 20},
+        "pids": {"limit": 17},
+        "cpu": {"quota": 30000, "period": 60000}
+    });
+    env.rt_input(&["update", "--resources", "-", &env.id], &res.to_string())
+        .ok();
+    assert_eq!(
+        read_v1(&env, "memory", "memory.limit_in_bytes"),
+        (48u64 << 20).to_string()
+    );
+    assert_eq!(
+        read_v1(&env, "memory", "memory.memsw.limit_in_bytes"),
+        (96u64 << 20).to_string()
+    );
+    assert_eq!(read_v1(&env, "pids", "pids.max"), "17");
+    assert_eq!(read_v1(&env, "cpu", "cpu.cfs_quota_us"), "30000");
+    assert_eq!(read_v1(&env, "cpu", "cpu.cfs_period_us"), "60000");
+    // ... and from a file.
+    let file = env.dir.join("resources.json");
+    fs::write(&file, json!({"pids": {"limit": 18}}).to_string()).unwrap();
+    env.rt(&["update", "--resources", file.to_str().unwrap(), &env.id])
+        .ok();
+    assert_eq!(read_v1(&env, "pids", "pids.max"), "18");
+    assert_eq!(env.status(), "running");
+}
+
+#[test]
+fn ps_lists_container_pids() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_script(&mut spec, "sleep 1000 & echo ready; wait");
+    env.create_and_start(&spec);
+    env.wait_for_stdout("ready");
+    let init = env.init_pid();
+    let mut procs = Vec::new();
+    assert!(
+        wait_until(WAIT_TIMEOUT, || {
+            procs = cgroup_procs(&env, "pids");
+            procs.len() == 2
+        }),
+        "cgroup.procs: {procs:?}"
+    );
+    let child = *procs.iter().find(|p| **p != init).expect("child pid");
+
+    let out = env.rt(&["ps", "--format", "json", &env.id]);
+    out.ok();
+    let v: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("ps --format json is not JSON ({e}):\n{out}"));
+    let mut got: Vec<i64> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array:\n{out}"))
+        .iter()
+        .map(|p| p.as_i64().unwrap_or_else(|| panic!("not a pid: {p}")))
+        .collect();
+    got.sort();
+    let mut want = vec![init as i64, child as i64];
+    want.sort();
+    assert_eq!(got, want, "{out}");
+
+    let out = env.rt(&["ps", &env.id]);
+    out.ok();
+    let mut lines = out.stdout.lines();
+    let header = lines.next().unwrap_or("");
+    let cols: Vec<&str> = header.split_whitespace().collect();
+    let pid_col = cols
+        .iter()
+        .position(|c| *c == "PID")
+        .unwrap_or_else(|| panic!("no PID column:\n{out}"));
+    let mut table_pids: Vec<i64> = lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split_whitespace()
+                .nth(pid_col)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("bad line {l:?}:\n{out}"))
+        })
+        .collect();
+    table_pids.sort();
+    assert_eq!(table_pids, want, "{out}");
+    assert!(out.stdout.contains("sleep 1000"), "{out}");
+}
+
+#[test]
+fn events_stats_memory_usage() {
+    let env = test_env!();
+    start_sleeper(&env, |_| {});
+    let out = env.rt(&["events", "--stats", &env.id]);
+    out.ok();
+    let first = out
+        .stdout
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let v: Value = serde_json::from_str(first)
+        .unwrap_or_else(|e| panic!("events --stats is not a JSON line ({e}):\n{out}"));
+    assert_eq!(v["type"], "stats", "{out}");
+    assert_eq!(v["id"], env.id.as_str(), "{out}");
+    let usage = v["data"]["memory"]["usage"]["usage"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no data.memory.usage.usage:\n{out}"));
+    assert!(usage > 0, "memory usage 0:\n{out}");
+    let pids = v["data"]["pids"]["current"].as_u64().unwrap_or(0);
+    assert!(pids >= 1, "pids.current {pids}:\n{out}");
+    assert!(v["data"]["cpu"].is_object(), "{out}");
+}
+
+#[test]
+fn failed_create_leaves_no_cgroup() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["/no/such/binary"]);
+    set(&mut spec, "/linux/resources/pids", json!({"limit": 10}));
+    env.write_bundle(&spec);
+    // runc looks the binary up in `create` (before reporting the container
+    // created), so the failure shows there.
+    let out = env.create(&env.id);
+    out.failed()
+        .stderr_has_any(&["/no/such/binary", "no such file"]);
+    // Checked as soon as create returns: cleanup is part of the failure.
+    let left = cgroup_dirs(&env.cgroups_path());
+    assert!(
+        left.is_empty(),
+        "cgroups left after a failed create: {left:?}\n{out}"
+    );
+    env.assert_clean();
+}
+
+#[test]
+fn delete_removes_all_cgroup_dirs() {
+    let env = test_env!();
+    start_sleeper(&env, |_| {});
+    for c in CONTROLLERS {
+        let d = v1_dir(&env, c);
+        assert!(d.is_dir(), "no cgroup dir {}", d.display());
+        assert!(
+            cgroup_procs(&env, c).contains(&env.init_pid()),
+            "init not in {}",
+            d.display()
+        );
+    }
+    env.rt(&["kill", &env.id, "KILL"]).ok();
+    env.wait_for_status("stopped");
+    assert_eq!(env.wait_init(), Exit::Signal(libc::SIGKILL));
+    env.rt(&["delete", &env.id]).ok();
+    let left = cgroup_dirs(&env.cgroups_path());
+    assert!(left.is_empty(), "cgroup dirs left after delete: {left:?}");
+    for c in CONTROLLERS {
+        assert!(!v1_dir(&env, c).exists());
+    }
+    env.assert_clean();
+}
+
+#[test]
+fn delete_force_paused_container() {
+    let env = test_env!();
+    start_sleeper(&env, |_| {});
+    env.rt(&["pause", &env.id]).ok();
+    assert_eq!(env.status(), "paused");
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.rt(&["state", &env.id])
+        .failed()
+        .stderr_has_any(&["does not exist"]);
+    assert_eq!(env.wait_init(), Exit::Signal(libc::SIGKILL));
+    let left = cgroup_dirs(&env.cgroups_path());
+    assert!(left.is_empty(), "cgroup dirs left: {left:?}");
+    env.assert_clean();
+}
