@@ -148,6 +148,7 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
         cgroup: Some(&cg),
         fifo: Some(&fifo),
         no_pivot: o.no_pivot,
+        no_new_keyring: o.no_new_keyring,
         extra_fds: n + o.preserve_fds,
         extra_env,
     })?;

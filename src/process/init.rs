@@ -85,6 +85,16 @@ fn setup(
         let _ = nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0));
     }
 
+    if !o.no_new_keyring {
+        // A session keyring of its own, so the container cannot see the host's keys.
+        let name = CString::new(o.id)?;
+        // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, name) with a valid C string.
+        let r = unsafe { libc::syscall(libc::SYS_keyctl, 1, name.as_ptr()) };
+        match nix::errno::Errno::result(r) {
+            Ok(_) | Err(nix::errno::Errno::ENOSYS) => {}
+            Err(e) => bail!("join a new session keyring (--no-new-keyring skips it): {e}"),
+        }
+    }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).map_err(|e| anyhow!("set hostname {h:?}: {e}"))?;
     }

@@ -26,6 +26,8 @@ pub struct InitOpts<'a> {
     /// Read end of exec.fifo: init blocks on it until `start`.
     pub fifo: Option<&'a OwnedFd>,
     pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of joining a new one named after the id.
+    pub no_new_keyring: bool,
     /// fds 3 .. 3+extra_fds stay open in the container.
     pub extra_fds: u32,
     /// Environment added to process.env (LISTEN_FDS, LISTEN_PID).
@@ -55,8 +57,22 @@ struct CloneArgs {
 
 /// fork-like clone3 with namespace flags. Returns 0 in the child.
 pub fn clone3(flags: CloneFlags) -> Result<i32> {
+    clone3_into(flags, None)
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3, optionally straight into a cgroup v2 directory (CLONE_INTO_CGROUP).
+fn clone3_into(flags: CloneFlags, cgroup: Option<&std::fs::File>) -> Result<i32> {
+    use std::os::fd::AsRawFd;
     let args = CloneArgs {
-        flags: flags.bits() as u64,
+        flags: flags.bits() as u64
+            | if cgroup.is_some() {
+                CLONE_INTO_CGROUP
+            } else {
+                0
+            },
+        cgroup: cgroup.map_or(0, |f| f.as_raw_fd() as u64),
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
@@ -123,7 +139,20 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
     let fork = plan.ns.needs_fork(now, offsets);
     let (parent, child) = channel::pair()?;
     let t = crate::logging::phase("clone");
-    let pid = clone3(now)?;
+    // On v2 the child is born in its cgroup: no window outside it, one write less.
+    let cg_dir = match o.cgroup {
+        Some(cg) if cg.is_v2() => {
+            Some(std::fs::File::open(&cg.hierarchies[0].dir).map_err(|e| {
+                anyhow!(
+                    "open cgroup {}: {}",
+                    cg.hierarchies[0].dir.display(),
+                    crate::sys::io_errno(&e)
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let pid = clone3_into(now, cg_dir.as_ref())?;
     if pid == 0 {
         drop(parent);
         init::run(o, child, &ns_files, now, later, fork);
@@ -136,8 +165,11 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
         armed: true,
     };
     if let Some(cg) = o.cgroup {
-        cg.add_pid(pid)?;
+        if cg_dir.is_none() {
+            cg.add_pid(pid)?;
+        }
     }
+    drop(cg_dir);
     if now.contains(CloneFlags::CLONE_NEWUSER) {
         write_maps(pid, plan)?;
     }
