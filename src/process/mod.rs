@@ -164,10 +164,10 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
         pids: vec![pid],
         armed: true,
     };
-    if let Some(cg) = o.cgroup {
-        if cg_dir.is_none() {
-            cg.add_pid(pid)?;
-        }
+    if let Some(cg) = o.cgroup
+        && cg_dir.is_none()
+    {
+        cg.add_pid(pid)?;
     }
     drop(cg_dir);
     if now.contains(CloneFlags::CLONE_NEWUSER) {
