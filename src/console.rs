@@ -108,6 +108,36 @@ pub fn recv_fd(sock: RawFd) -> Result<OwnedFd> {
     bail!("the console socket message carried no fd")
 }
 
+/// Where a terminal's master goes: (the fd the process sends it on, our end to receive it).
+/// With a console socket, the process sends it there; otherwise (foreground `run`/`exec`)
+/// to us over a socketpair. No terminal: neither.
+pub fn endpoints(
+    terminal: bool,
+    socket: Option<&std::path::Path>,
+) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !terminal {
+        return Ok((None, None));
+    }
+    if let Some(p) = socket {
+        let s = std::os::unix::net::UnixStream::connect(p).map_err(|e| {
+            anyhow!(
+                "connect to --console-socket {}: {}",
+                p.display(),
+                crate::sys::io_errno(&e)
+            )
+        })?;
+        return Ok((Some(OwnedFd::from(s)), None));
+    }
+    let (a, b) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("socketpair for the terminal: {e}"))?;
+    Ok((Some(a), Some(b)))
+}
+
 /// In the process: new session, the slave as controlling terminal and as stdio.
 pub fn become_tty(slave: &OwnedFd) -> Result<()> {
     nix::unistd::setsid().map_err(|e| anyhow!("setsid: {e}"))?;
@@ -232,7 +262,7 @@ pub fn proxy_and_wait(master: OwnedFd, pid: i32) -> Result<i32> {
                         }
                     }
                     Ok(Signal::SIGCHLD) => {
-                        if let Some(code) = reap(pid) {
+                        if let Some(code) = crate::process::reap_child(pid) {
                             status = Some(code);
                         }
                     }
@@ -268,19 +298,6 @@ pub fn proxy_and_wait(master: OwnedFd, pid: i32) -> Result<i32> {
         Some(c) => Ok(c),
         None => crate::process::wait_forwarding(pid),
     }
-}
-
-fn reap(pid: i32) -> Option<i32> {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    while let Ok(ws) = waitpid(nix::unistd::Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        match ws {
-            WaitStatus::Exited(p, c) if p.as_raw() == pid => return Some(c),
-            WaitStatus::Signaled(p, s, _) if p.as_raw() == pid => return Some(128 + s as i32),
-            WaitStatus::StillAlive => break,
-            _ => {}
-        }
-    }
-    None
 }
 
 fn write_all(fd: RawFd, mut data: &[u8]) {

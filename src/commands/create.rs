@@ -119,27 +119,8 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
         )
     })?;
     // The terminal's master goes to the console socket, or back to us (foreground run).
-    let (console, ours) = if !plan.process.terminal {
-        (None, None)
-    } else if let Some(p) = &o.console_socket {
-        let s = std::os::unix::net::UnixStream::connect(p).map_err(|e| {
-            anyhow!(
-                "connect to --console-socket {}: {}",
-                p.display(),
-                crate::sys::io_errno(&e)
-            )
-        })?;
-        (Some(OwnedFd::from(s)), None)
-    } else {
-        let (a, b) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| anyhow!("socketpair for the terminal: {e}"))?;
-        (Some(a), Some(b))
-    };
+    let (console, ours) =
+        crate::console::endpoints(plan.process.terminal, o.console_socket.as_deref())?;
     let spawned = process::spawn(&InitOpts {
         console: console.as_ref().map(|f| f.as_raw_fd()),
         id: &c.saved.id,

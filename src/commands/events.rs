@@ -2,7 +2,7 @@
 //! plus an `oom` event whenever the OOM killer fires, until the container stops.
 
 use crate::cli::EventsArgs;
-use crate::state::{Container, Status};
+use crate::state::Status;
 use anyhow::{Result, anyhow, bail};
 use std::io::Write;
 use std::path::Path;
@@ -30,18 +30,7 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 pub fn run(root: &Path, a: &EventsArgs) -> Result<()> {
     let interval = parse_duration(&a.interval)?;
-    let c = Container::load(root, &a.id)?;
-    if c.status() == Status::Stopped {
-        return Err(crate::error::invalid_state(format!(
-            "container {}: container not running",
-            a.id
-        )));
-    }
-    let cg = c
-        .saved
-        .cgroup
-        .clone()
-        .ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
+    let (c, cg) = super::live_cgroup(root, &a.id)?;
     let (dir, saved) = (c.dir.clone(), c.saved.clone());
     // Do not hold the lock while streaming: other verbs must go on.
     drop(c);

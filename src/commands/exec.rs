@@ -129,27 +129,7 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
     if !plan.terminal && a.console_socket.is_some() {
         bail!("--console-socket only makes sense with a terminal (-t or process.terminal)");
     }
-    let (console, ours) = if !plan.terminal {
-        (None, None)
-    } else if let Some(p) = &a.console_socket {
-        let s = std::os::unix::net::UnixStream::connect(p).map_err(|e| {
-            anyhow!(
-                "connect to --console-socket {}: {}",
-                p.display(),
-                crate::sys::io_errno(&e)
-            )
-        })?;
-        (Some(std::os::fd::OwnedFd::from(s)), None)
-    } else {
-        let (x, y) = nix::sys::socket::socketpair(
-            nix::sys::socket::AddressFamily::Unix,
-            nix::sys::socket::SockType::Stream,
-            None,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(|e| anyhow!("socketpair for the terminal: {e}"))?;
-        (Some(x), Some(y))
-    };
+    let (console, ours) = crate::console::endpoints(plan.terminal, a.console_socket.as_deref())?;
     if !a.detach {
         // The process is a grandchild: make it ours to wait for.
         // SAFETY: prctl with integer arguments.

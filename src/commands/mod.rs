@@ -48,3 +48,22 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Features => features::run().map(|_| 0),
     }
 }
+
+/// A container that is not stopped, and its cgroup (for ps, update, events).
+pub fn live_cgroup(
+    root: &std::path::Path,
+    id: &str,
+) -> Result<(crate::state::Container, crate::cgroups::Cgroup)> {
+    let c = crate::state::Container::load(root, id)?;
+    if c.status() == crate::state::Status::Stopped {
+        return Err(crate::error::invalid_state(format!(
+            "container {id}: container not running"
+        )));
+    }
+    let cg = c
+        .saved
+        .cgroup
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("container {id} has no cgroup"))?;
+    Ok((c, cg))
+}

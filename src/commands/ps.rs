@@ -2,23 +2,11 @@
 //! as JSON.
 
 use crate::cli::PsArgs;
-use crate::state::{Container, Status};
 use anyhow::{Result, anyhow, bail};
 use std::path::Path;
 
 pub fn run(root: &Path, a: &PsArgs) -> Result<()> {
-    let c = Container::load(root, &a.id)?;
-    if c.status() == Status::Stopped {
-        return Err(crate::error::invalid_state(format!(
-            "container {}: container not running",
-            a.id
-        )));
-    }
-    let cg = c
-        .saved
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
+    let (_locked, cg) = super::live_cgroup(root, &a.id)?;
     let pids = cg.procs()?;
     match a.format.as_str() {
         "json" => {

@@ -1,7 +1,6 @@
 //! `update`: new limits for a running container, from `--resources` JSON and/or flags.
 
 use crate::cli::UpdateArgs;
-use crate::state::{Container, Status};
 use anyhow::{Result, anyhow, bail};
 use oci_spec::runtime::LinuxResources;
 use std::io::Read;
@@ -123,18 +122,7 @@ fn merge(a: &UpdateArgs) -> Result<LinuxResources> {
 
 pub fn run(root: &Path, a: &UpdateArgs) -> Result<()> {
     let r = merge(a)?;
-    let c = Container::load(root, &a.id)?;
-    if c.status() == Status::Stopped {
-        return Err(crate::error::invalid_state(format!(
-            "container {}: container not running",
-            a.id
-        )));
-    }
-    let cg = c
-        .saved
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| anyhow!("container {} has no cgroup", a.id))?;
+    let (_locked, cg) = super::live_cgroup(root, &a.id)?;
     if crate::cgroups::v1::check_before_update(&r)
         && let Some(limit) = r
             .memory()

@@ -279,19 +279,8 @@ pub fn wait_forwarding(pid: i32) -> Result<i32> {
         }
         match set.wait() {
             Ok(Signal::SIGCHLD) => {
-                // Reap anything else we inherited as a subreaper.
-                while let Ok(ws) = waitpid(
-                    Pid::from_raw(-1),
-                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                ) {
-                    match ws {
-                        WaitStatus::Exited(p, code) if p.as_raw() == pid => return Ok(code),
-                        WaitStatus::Signaled(p, sig, _) if p.as_raw() == pid => {
-                            return Ok(128 + sig as i32);
-                        }
-                        WaitStatus::StillAlive => break,
-                        _ => {}
-                    }
+                if let Some(code) = reap_child(pid) {
+                    return Ok(code);
                 }
             }
             Ok(sig) => {
@@ -327,4 +316,18 @@ pub fn hand_listener(
     let msg = crate::seccomp::process_state_json(pid, f.listener_metadata(), &state);
     crate::seccomp::send_listener(path, fd.as_fd(), &msg)
         .map_err(|e| anyhow!("linux.seccomp.listenerPath: {e:#}"))
+}
+
+/// Reap every exited child (we may be a subreaper); the status code of `pid` if it was one.
+pub fn reap_child(pid: i32) -> Option<i32> {
+    use nix::sys::wait::WaitPidFlag;
+    while let Ok(ws) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        match ws {
+            WaitStatus::Exited(p, c) if p.as_raw() == pid => return Some(c),
+            WaitStatus::Signaled(p, s, _) if p.as_raw() == pid => return Some(128 + s as i32),
+            WaitStatus::StillAlive => break,
+            _ => {}
+        }
+    }
+    None
 }
