@@ -25,6 +25,8 @@ pub struct MountPlan {
     pub propagation: Vec<MsFlags>,
     pub data: String,
     pub bind: bool,
+    /// tmpfs with runc's tmpcopyup: the directory's old contents are copied in.
+    pub copy_up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,7 @@ impl MountPlan {
         let mut propagation = Vec::new();
         let mut data = Vec::new();
         let mut bind = typ == "bind";
+        let mut copy_up = false;
         let mut rec = false;
         for o in m.options().as_deref().unwrap_or_default() {
             let o = o.as_str();
@@ -130,8 +133,10 @@ impl MountPlan {
             } else if o == "rbind" {
                 bind = true;
                 rec = true;
-            } else if o == "defaults" || o == "tmpcopyup" {
-                // "defaults" means no flags; runc's tmpcopyup is accepted and has no effect here.
+            } else if o == "tmpcopyup" {
+                copy_up = true;
+            } else if o == "defaults" {
+                // "defaults" means no flags.
             } else if o.is_empty() {
                 bail!("{field}.options: empty option");
             } else {
@@ -174,6 +179,7 @@ impl MountPlan {
             propagation,
             data: data.join(","),
             bind,
+            copy_up: copy_up && !bind,
         })
     }
 
@@ -439,6 +445,15 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         }
         let data = (!m.data.is_empty()).then_some(m.data.as_str());
         let flags = m.flags - MsFlags::MS_REC;
+        // tmpcopyup: keep a handle on the covered directory to copy its contents in.
+        let under = if m.copy_up {
+            Some(
+                open_in_root(root, &m.dest, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                    .map_err(|e| anyhow!("open {:?} for tmpcopyup: {e}", m.dest))?,
+            )
+        } else {
+            None
+        };
         let r = sys_mount(
             Some(&m.source),
             &fd_path(&target),
@@ -463,12 +478,52 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
             }
             (r, _) => r.map_err(|e| anyhow!("mount {}: {e}", m.typ))?,
         }
+        if let Some(under) = under {
+            let top = open_in_root(root, &m.dest, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .map_err(|e| anyhow!("reopen {:?}: {e}", m.dest))?;
+            copy_tree(Path::new(&fd_path(&under)), Path::new(&fd_path(&top)))
+                .with_context(|| format!("tmpcopyup into {:?}", m.dest))?;
+        }
     }
     for p in &m.propagation {
         let fd =
             open_in_root(root, &m.dest, libc::O_PATH, 0).map_err(|e| anyhow!("reopen: {e}"))?;
         sys_mount(None, &fd_path(&fd), None, *p, None)
             .map_err(|e| anyhow!("set propagation {p:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Copy a directory tree (files, dirs, symlinks as links; modes and owners kept) — the
+/// contents of a rootfs directory into the tmpfs now covering it.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for ent in std::fs::read_dir(from)
+        .map_err(|e| anyhow!("read {}: {}", from.display(), sys::io_errno(&e)))?
+    {
+        let ent = ent?;
+        let (src, dst) = (ent.path(), to.join(ent.file_name()));
+        let md = std::fs::symlink_metadata(&src)?;
+        let ft = md.file_type();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if ft.is_dir() {
+            std::fs::create_dir(&dst)?;
+            copy_tree(&src, &dst)?;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        } else if ft.is_file() {
+            std::fs::copy(&src, &dst).map_err(|e| {
+                anyhow!(
+                    "copy {}: {}",
+                    ent.file_name().to_string_lossy(),
+                    sys::io_errno(&e)
+                )
+            })?;
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        } else {
+            continue; // device nodes, fifos and sockets are not copied
+        }
+        std::os::unix::fs::lchown(&dst, Some(md.uid()), Some(md.gid()))?;
     }
     Ok(())
 }
@@ -874,10 +929,16 @@ pub fn enter_root(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> Result<()> {
             .map_err(|e| anyhow!("move the rootfs to / (--no-pivot): {e}"))?;
         nix::unistd::chroot(".").map_err(|e| anyhow!("chroot (--no-pivot): {e}"))?;
     } else {
+        let old_root = sys::openat2(libc::AT_FDCWD, "/", libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+            .map_err(|e| anyhow!("open the old root: {e}"))?;
         nix::unistd::fchdir(root.as_raw_fd()).map_err(|e| anyhow!("chdir to the rootfs: {e}"))?;
         nix::unistd::pivot_root(".", ".")
             .map_err(|e| anyhow!("pivot_root {}: {e}", rootfs.display()))?;
-        // The old root is stacked under the new one: keep its unmount from reaching the host.
+        // Stand on the old root (stacked over the new one) so only it becomes a slave: the new
+        // root's mounts keep their propagation (shared mounts stay shared).
+        nix::unistd::fchdir(old_root.as_raw_fd())
+            .map_err(|e| anyhow!("chdir to the old root: {e}"))?;
+        // Keep the old root's unmount from reaching the host.
         sys_mount(None, ".", None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)
             .map_err(|e| anyhow!("make the old root a slave: {e}"))?;
         umount2(".", MntFlags::MNT_DETACH).map_err(|e| anyhow!("detach the old root: {e}"))?;

@@ -22,10 +22,14 @@ mod common;
 
 mod bad_input;
 mod cgroups;
+mod cve;
 mod exec;
+mod features;
 mod hooks;
 mod kill_delete;
 mod lifecycle;
 mod mounts;
 mod namespaces;
 mod process;
+mod security;
+mod terminal;

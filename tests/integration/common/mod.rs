@@ -1210,3 +1210,391 @@ impl TestEnv {
         run_cmd_input(&mut self.command(args), input.as_bytes(), CMD_TIMEOUT)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the terminal tests: a console-socket receiver, ptys
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// A `--console-socket`: a unix socket bound in the test's temp dir; a thread
+/// accepts one connection and receives the fd sent with SCM_RIGHTS (the pty
+/// master) and the message's payload (runc sends "/dev/ptmx").
+pub struct ConsoleReceiver {
+    pub path: PathBuf,
+    rx: mpsc::Receiver<Result<(OwnedFd, String), String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ConsoleReceiver {
+    pub fn bind(path: PathBuf) -> ConsoleReceiver {
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let deadline = Instant::now() + CMD_TIMEOUT;
+            let stream = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if stop2.load(Ordering::SeqCst) || Instant::now() >= deadline {
+                            return;
+                        }
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("accept: {e}")));
+                        return;
+                    }
+                }
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(CMD_TIMEOUT));
+            let _ = tx.send(recv_fd_and_payload(stream.as_raw_fd()));
+        });
+        ConsoleReceiver { path, rx, stop }
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+
+    /// The received fd and payload, or `None` if nothing came within
+    /// `timeout`. Panics if the connection came but carried no fd.
+    #[track_caller]
+    pub fn try_recv(&self, timeout: Duration) -> Option<(OwnedFd, String)> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => panic!("console socket {}: {e}", self.path.display()),
+            Err(_) => None,
+        }
+    }
+
+    /// The received master; panics unless it arrives within `WAIT_TIMEOUT`.
+    #[track_caller]
+    pub fn recv(&self) -> (OwnedFd, String) {
+        self.try_recv(WAIT_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "no fd received on the console socket {}",
+                self.path.display()
+            )
+        })
+    }
+}
+
+impl Drop for ConsoleReceiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn recv_fd_and_payload(sock: i32) -> Result<(OwnedFd, String), String> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([i32; 4]);
+    let (n, fds) = {
+        let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(|e| format!("recvmsg: {e}"))?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
+            if let ControlMessageOwned::ScmRights(f) = c {
+                fds.extend(f);
+            }
+        }
+        (msg.bytes, fds)
+    };
+    // SAFETY: the kernel just installed these fds in this process.
+    let mut owned: Vec<OwnedFd> = fds
+        .into_iter()
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
+    if owned.len() != 1 {
+        return Err(format!("expected one fd, got {}", owned.len()));
+    }
+    let payload = String::from_utf8_lossy(&buf[..n]).into_owned();
+    Ok((owned.remove(0), payload))
+}
+
+/// fstat of an open fd.
+pub fn fd_stat(fd: &OwnedFd) -> libc::stat {
+    // SAFETY: an all-zero stat is a valid buffer for fstat to fill.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat on a valid fd with a valid buffer.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    assert_eq!(r, 0, "fstat: {}", std::io::Error::last_os_error());
+    st
+}
+
+/// The master side of a pty the test talks to: writes input, collects
+/// output (with `\r` removed) and finds expected text in it.
+pub struct PtyIo {
+    pub fd: OwnedFd,
+    raw: Vec<u8>,
+    /// Offset in `text()` up to which `expect` consumed the output.
+    consumed: usize,
+    eof: bool,
+}
+
+impl PtyIo {
+    pub fn new(fd: OwnedFd) -> PtyIo {
+        PtyIo {
+            fd,
+            raw: Vec::new(),
+            consumed: 0,
+            eof: false,
+        }
+    }
+
+    /// Everything read so far, `\r` removed.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).replace('\r', "")
+    }
+
+    #[track_caller]
+    pub fn write(&self, s: &str) {
+        let mut data = s.as_bytes();
+        while !data.is_empty() {
+            // SAFETY: write from a valid buffer to our fd.
+            let n = unsafe { libc::write(self.fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                panic!("write to the pty master: {e}");
+            }
+            data = &data[n as usize..];
+        }
+    }
+
+    /// Reads what arrives within `wait`; false once the pty reports EOF
+    /// (EIO: no slave is open any more).
+    fn read_some(&mut self, wait: Duration) -> bool {
+        if self.eof {
+            return false;
+        }
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, ms) };
+        if r <= 0 {
+            return true;
+        }
+        let mut buf = [0u8; 8192];
+        // SAFETY: read into a valid buffer from our fd.
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n > 0 {
+            self.raw.extend_from_slice(&buf[..n as usize]);
+            true
+        } else if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            true
+        } else {
+            self.eof = true;
+            false
+        }
+    }
+
+    /// Reads until `needle` appears after what earlier `expect`s consumed;
+    /// false on EOF or timeout.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text();
+            if let Some(i) = text[self.consumed.min(text.len())..].find(needle) {
+                self.consumed += i + needle.len();
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || !self.read_some((deadline - now).min(Duration::from_millis(50))) {
+                // One last look at what the final read brought.
+                let text = self.text();
+                if let Some(i) = text[self.consumed.min(text.len())..].find(needle) {
+                    self.consumed += i + needle.len();
+                    return true;
+                }
+                return false;
+            }
+        }
+    }
+
+    /// Waits for a complete output line starting with `prefix` (after what
+    /// earlier `expect`s consumed) and returns the rest of it, trimmed.
+    pub fn expect_line(&mut self, prefix: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text();
+            let start = self.consumed.min(text.len());
+            let mut pos = start;
+            for line in text[start..].split_inclusive('\n') {
+                pos += line.len();
+                if !line.ends_with('\n') {
+                    break;
+                }
+                if let Some(rest) = line.trim().strip_prefix(prefix) {
+                    self.consumed = pos;
+                    return Some(rest.trim().to_string());
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline || self.eof {
+                return None;
+            }
+            self.read_some((deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    /// Reads until EOF; false on timeout.
+    pub fn read_to_eof(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.eof {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            self.read_some((deadline - now).min(Duration::from_millis(50)));
+        }
+        true
+    }
+
+    /// Sets the pty's window size (TIOCSWINSZ on the master).
+    pub fn set_size(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads a winsize struct.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        assert_eq!(r, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
+    /// The pty's terminal attributes (the slave's, read through the master).
+    pub fn termios(&self) -> libc::termios {
+        // SAFETY: an all-zero termios is a valid buffer for tcgetattr.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: tcgetattr on our fd with a valid buffer.
+        let r = unsafe { libc::tcgetattr(self.fd.as_raw_fd(), &mut t) };
+        assert_eq!(r, 0, "tcgetattr: {}", std::io::Error::last_os_error());
+        t
+    }
+}
+
+/// A new pty pair, both ends close-on-exec (other test threads spawn
+/// processes all the time; an inherited slave would keep the pty open).
+pub fn new_pty(rows: u16, cols: u16) -> (PtyIo, OwnedFd) {
+    // SAFETY: plain libc pty calls; every result is checked.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let master = OwnedFd::from_raw_fd(m);
+        assert_eq!(libc::grantpt(m), 0, "grantpt");
+        assert_eq!(libc::unlockpt(m), 0, "unlockpt");
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(
+            libc::ptsname_r(m, name.as_mut_ptr(), name.len()),
+            0,
+            "ptsname_r"
+        );
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(
+            s >= 0,
+            "open pty slave: {}",
+            std::io::Error::last_os_error()
+        );
+        let slave = OwnedFd::from_raw_fd(s);
+        let pty = PtyIo::new(master);
+        pty.set_size(rows, cols);
+        (pty, slave)
+    }
+}
+
+/// Spawns `cmd` in a new session with a new pty (`rows` x `cols`) as its
+/// stdin, stdout, stderr and controlling terminal; the test keeps the master.
+pub fn spawn_on_pty(mut cmd: Command, rows: u16, cols: u16) -> (std::process::Child, PtyIo) {
+    use std::os::unix::process::CommandExt;
+    let what = describe(&cmd);
+    let (pty, slave) = new_pty(rows, cols);
+    for f in 0..3 {
+        let fd = slave.try_clone().expect("dup pty slave");
+        match f {
+            0 => cmd.stdin(Stdio::from(fd)),
+            1 => cmd.stdout(Stdio::from(fd)),
+            _ => cmd.stderr(Stdio::from(fd)),
+        };
+    }
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+    // Only the child may hold the slave: its close is the master's EOF.
+    drop(cmd);
+    drop(slave);
+    (child, pty)
+}
+
+impl TestEnv {
+    /// Like `create`, with `extra` options (e.g. `--console-socket S`)
+    /// before the id.
+    pub fn create_with(&self, id: &str, extra: &[&str]) -> Out {
+        let n = self.creates.get();
+        self.creates.set(n + 1);
+        let out_path = self.dir.join(format!("create{n}.out"));
+        let err_path = self.dir.join(format!("create{n}.err"));
+        let out_f = fs::File::create(&out_path).unwrap();
+        let err_f = fs::File::create(&err_path).unwrap();
+        let bundle = self.bundle.to_str().unwrap().to_string();
+        let mut args = vec!["create", "--bundle", &bundle];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let mut cmd = self.command(&args);
+        let what = describe(&cmd);
+        cmd.stdin(Stdio::null()).stdout(out_f).stderr(err_f);
+        self.track_id(id);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+        let status = wait_child(&mut child, &what, CMD_TIMEOUT);
+        let out = Out {
+            what,
+            status,
+            stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        };
+        if out.success() {
+            *self.last_create_out.borrow_mut() = Some(out_path);
+            let st = self.rt(&["state", id]);
+            if let Ok(v) = serde_json::from_str::<Value>(&st.stdout)
+                && let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0)
+            {
+                let pid = pid as i32;
+                self.inits.borrow_mut().push(Init {
+                    pid,
+                    starttime: proc_starttime(pid),
+                    reaped: false,
+                });
+            }
+        }
+        out
+    }
+}
