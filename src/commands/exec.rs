@@ -130,11 +130,10 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
         bail!("--console-socket only makes sense with a terminal (-t or process.terminal)");
     }
     let (console, ours) = crate::console::endpoints(plan.terminal, a.console_socket.as_deref())?;
-    if !a.detach {
-        // The process is a grandchild: make it ours to wait for.
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    }
+    // The process is a grandchild: make it ours to wait for (and to reap if it fails: a
+    // zombie in the container's pid namespace would keep its init from ever exiting).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     let pid = spawn(&ExecOpts {
         id: &a.id,
         bundle: &c.saved.bundle,

@@ -82,6 +82,7 @@ pub fn spawn(o: &ExecOpts) -> Result<i32> {
     }
     parent.send(&ToInit::Go)?;
     let mut proc_pid = None;
+    let mut failed = None;
     loop {
         match parent.recv::<ToParent>()? {
             Some(ToParent::Forked { pid: p }) => {
@@ -104,10 +105,15 @@ pub fn spawn(o: &ExecOpts) -> Result<i32> {
                     &fd,
                 )?;
             }
-            Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
+            // The process may fail before its parent reports its pid: keep reading until both
+            // are done, so the guard knows every pid to kill and reap.
+            Some(ToParent::Error { msg }) => failed = Some(msg),
             Some(other) => return Err(anyhow!("exec channel: unexpected {other:?}")),
             None => break,
         }
+    }
+    if let Some(msg) = failed {
+        return Err(crate::error::init_failed(msg));
     }
     let p = proc_pid.ok_or_else(|| anyhow!("exec: the process went away before it started"))?;
     guard.armed = false;
@@ -123,6 +129,10 @@ fn child_main(
     // SAFETY: prctl with integer arguments: die with rrun until exec.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     chan.expect(ToInit::Go)?;
+    // No fd of rrun's (the state dir lock, the log) may come along into the container.
+    let mut keep = vec![chan.fd.as_raw_fd(), pidfd.as_raw_fd()];
+    keep.extend(o.console);
+    super::init::close_fds_except(3 + o.extra_fds, &keep);
     // Nothing in the container may read our memory or /proc/<pid>/exe (CVE-2019-5736).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };

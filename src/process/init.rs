@@ -250,6 +250,43 @@ fn setup(
     unsafe { libc::_exit(127) }
 }
 
+/// Close every fd from `first` on, except those in `keep`.
+pub fn close_fds_except(first: u32, keep: &[i32]) {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .map(|k| *k as u32)
+        .filter(|k| *k >= first)
+        .collect();
+    keep.sort_unstable();
+    let mut from = first;
+    for k in keep {
+        if k > from {
+            crate::sys::close_range(from, k - 1);
+        }
+        from = from.max(k + 1);
+    }
+    crate::sys::close_range(from, u32::MAX);
+}
+
+/// runc's fixStdioPermissions: stdio (pipes from a shim, the pty) belongs to the process's
+/// user, so it can reopen /dev/stdout; never the null device, never a gid change.
+fn chown_stdio(uid: u32) {
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        let is_null = (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+            && libc::major(st.st_rdev) == 1
+            && libc::minor(st.st_rdev) == 3;
+        if st.st_uid == uid || is_null {
+            continue;
+        }
+        // EINVAL/EPERM: the owner is not mapped in our user namespace; leave it.
+        // SAFETY: fchown on one of our stdio fds.
+        unsafe { libc::fchown(fd, uid, u32::MAX) };
+    }
+}
+
 /// The process, ready for execve: path, argv, envp.
 pub struct Prepared {
     /// The seccomp notify listener, for the parent to hand to listenerPath.
@@ -293,6 +330,7 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
             late = Some(f.clone());
         }
     }
+    chown_stdio(p.uid);
     set_user(p)?;
     if let Some(m) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
@@ -345,20 +383,7 @@ pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::E
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }
     // Close everything from `first` on, except the close-on-exec fds in `keep`.
-    let mut keep: Vec<u32> = keep
-        .iter()
-        .map(|k| *k as u32)
-        .filter(|k| *k >= first)
-        .collect();
-    keep.sort_unstable();
-    let mut from = first;
-    for k in keep {
-        if k > from {
-            crate::sys::close_range(from, k - 1);
-        }
-        from = from.max(k + 1);
-    }
-    crate::sys::close_range(from, u32::MAX);
+    close_fds_except(first, keep);
     for sig in [
         libc::SIGTERM,
         libc::SIGINT,

@@ -345,6 +345,72 @@ fn caps_net_raw_needed_for_raw_socket() {
 }
 
 // ---------------------------------------------------------------------------
+// The process user and its stdio
+
+/// A non-root process can reopen its own stdio (`/dev/stdout` is
+/// /proc/self/fd/1): runc chowns the container's stdio to the process user
+/// (`fixStdioPermissions`), and images that log to /dev/stdout as non-root
+/// depend on it. A stdio that is the host's /dev/null (here: stdin) must not
+/// be chowned: that would change the host's device node.
+#[test]
+fn non_root_user_can_reopen_its_stdio() {
+    let env = test_env!();
+    let null_before = fs::metadata("/dev/null").unwrap();
+    let out = env.run_capture(
+        &[
+            "sh",
+            "-c",
+            "echo out > /dev/stdout; echo rc1=$?; echo err > /dev/stderr; echo rc2=$?",
+        ],
+        |s| set(s, "/process/user", json!({"uid": 1000, "gid": 1000})),
+    );
+    let null_after = fs::metadata("/dev/null").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (null_after.uid(), null_after.gid(), null_after.mode()),
+        (null_before.uid(), null_before.gid(), null_before.mode()),
+        "the host's /dev/null changed"
+    );
+    out.ok();
+    assert_eq!(out.lines(), vec!["out", "rc1=0", "rc2=0"], "{out}");
+    assert_eq!(out.stderr.trim(), "err", "{out}");
+}
+
+/// With a terminal, the pty (the process's stdio and /dev/console) belongs
+/// to the process user, who can reopen /dev/console (runc chowns it).
+#[test]
+fn non_root_user_owns_its_console() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set(&mut spec, "/process/terminal", json!(true));
+    set(
+        &mut spec,
+        "/process/user",
+        json!({"uid": 1000, "gid": 1000}),
+    );
+    set_script(
+        &mut spec,
+        "stat -L -c 'fd0 %u' /proc/self/fd/0; stat -c 'console %u' /dev/console; \
+         echo reopened > /dev/console && echo reopen-ok",
+    );
+    env.write_bundle(&spec);
+    let sock = ConsoleReceiver::bind(env.dir.join("console.sock"));
+    env.create_with(&env.id, &["--console-socket", sock.path_str()])
+        .ok();
+    let (master, _) = sock.recv();
+    let mut pty = PtyIo::new(master);
+    env.rt(&["start", &env.id]).ok();
+    pty.read_to_eof(WAIT_TIMEOUT);
+    let exit = env.wait_init();
+    let text = pty.text();
+    assert_eq!(exit, Exit::Code(0), "output:\n{text}");
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for want in ["fd0 1000", "console 1000", "reopened", "reopen-ok"] {
+        assert!(lines.contains(&want), "no {want:?} line:\n{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Seccomp
 
 /// A 1 MiB tmpfs on /mnt (an existing directory of the rootfs): somewhere
@@ -905,6 +971,47 @@ fn masked_dir_and_file_details() {
     names.sort();
     assert_eq!(names, vec!["secret-dir", "secret-file"]);
     assert_eq!(fs::read_dir(data.join("secret-dir")).unwrap().count(), 1);
+}
+
+/// A read-only path outside /proc (a directory of a writable bind): writes
+/// below it fail with EROFS (in subdirectories too), and the rest of the
+/// bind stays writable.
+#[test]
+fn readonly_path_on_a_bind_subdir() {
+    let env = test_env!();
+    let data = env.host_dir("data");
+    fs::create_dir_all(data.join("ro-dir/sub")).unwrap();
+    fs::write(data.join("ro-dir/file"), "original\n").unwrap();
+    let script = "echo changed > /mnt/ro-dir/file; echo file=$?; \
+                  touch /mnt/ro-dir/new; echo new=$?; \
+                  touch /mnt/ro-dir/sub/new; echo sub=$?; \
+                  echo ok > /mnt/rw-file; echo rw=$?; \
+                  cat /mnt/ro-dir/file";
+    let out = env.run_capture(&["sh", "-c", script], |s| {
+        add_mount(s, bind_mount(&data, "/mnt", &["rbind", "rw"]));
+        s["linux"]["readonlyPaths"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("/mnt/ro-dir"));
+    });
+    out.ok();
+    assert_eq!(
+        out.lines(),
+        vec!["file=1", "new=1", "sub=1", "rw=0", "original"],
+        "{out}"
+    );
+    assert_eq!(
+        out.stderr.matches("Read-only file system").count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_to_string(data.join("ro-dir/file")).unwrap(),
+        "original\n"
+    );
+    assert!(!data.join("ro-dir/new").exists());
+    assert!(!data.join("ro-dir/sub/new").exists());
+    assert_eq!(fs::read_to_string(data.join("rw-file")).unwrap(), "ok\n");
 }
 
 // ---------------------------------------------------------------------------
