@@ -12,12 +12,21 @@ pub fn run(root: &Path, o: &CreateOpts, id: &str) -> Result<()> {
     create(root, o, id, false).map(drop)
 }
 
-/// LISTEN_FDS from the caller (socket activation): passed on like runc does.
-fn listen_fds() -> u32 {
-    std::env::var("LISTEN_FDS")
+/// LISTEN_FDS from the caller (socket activation): passed on like runc does. Returns how
+/// many fds (3..3+n) and the environment that tells the process about them.
+pub fn listen_fds(pid_in_container: Option<i32>) -> (u32, Vec<String>) {
+    let n: u32 = std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    if n == 0 {
+        return (0, Vec::new());
+    }
+    let pid = pid_in_container.unwrap_or(1);
+    (
+        n,
+        vec![format!("LISTEN_FDS={n}"), format!("LISTEN_PID={pid}")],
+    )
 }
 
 fn owner() -> String {
@@ -104,12 +113,7 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
         cg
     };
     c.save()?;
-    let n = listen_fds();
-    let mut extra_env = Vec::new();
-    if n > 0 {
-        extra_env.push(format!("LISTEN_FDS={n}"));
-        extra_env.push("LISTEN_PID=1".into());
-    }
+    let (n, extra_env) = listen_fds(None);
     let err_path = c.dir.join(crate::state::INIT_ERR);
     let err_file = std::fs::File::create(&err_path).map_err(|e| {
         anyhow!(

@@ -134,6 +134,9 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
     // zombie in the container's pid namespace would keep its init from ever exiting).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // LISTEN_PID is set by the process itself once it knows its pid in the container.
+    let (listen_n, mut listen_env) = super::create::listen_fds(None);
+    listen_env.retain(|e| !e.starts_with("LISTEN_PID="));
     let pid = spawn(&ExecOpts {
         id: &a.id,
         bundle: &c.saved.bundle,
@@ -141,8 +144,8 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
         init_start_time: c.saved.start_time,
         process: &plan,
         cgroup: c.saved.cgroup.as_ref(),
-        extra_fds: a.preserve_fds,
-        extra_env: Vec::new(),
+        extra_fds: listen_n + a.preserve_fds,
+        extra_env: listen_env,
         console: console.as_ref().map(|f| f.as_raw_fd()),
     })?;
     drop(console);

@@ -175,7 +175,11 @@ fn child_main(
         drop(pty.master);
         crate::console::become_tty(&pty.slave)?;
     }
-    let mut prep = super::init::prepare_process(o.process, &o.extra_env)?;
+    let mut env = o.extra_env.clone();
+    if env.iter().any(|e| e.starts_with("LISTEN_FDS=")) {
+        env.push(format!("LISTEN_PID={}", nix::unistd::getpid()));
+    }
+    let mut prep = super::init::prepare_process(o.process, &env)?;
     if let Some(l) = prep.listener.take() {
         chan.send_fd(&ToParent::SeccompListener, l.as_raw_fd())?;
     }
