@@ -289,6 +289,8 @@ fn chown_stdio(uid: u32) {
 
 /// The process, ready for execve: path, argv, envp.
 pub struct Prepared {
+    /// The sealed exec trampoline (see dmz.rs).
+    dmz: OwnedFd,
     /// The seccomp notify listener, for the parent to hand to listenerPath.
     pub listener: Option<OwnedFd>,
     /// A filter to install right before execve.
@@ -330,6 +332,8 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
             late = Some(f.clone());
         }
     }
+    // Made now, before seccomp could refuse memfd_create.
+    let dmz = super::dmz::sealed()?;
     chown_stdio(p.uid);
     set_user(p)?;
     if let Some(m) = p.umask {
@@ -360,6 +364,7 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
             .collect::<Result<Vec<_>, _>>()
     };
     Ok(Prepared {
+        dmz,
         listener,
         late,
         exe,
@@ -383,7 +388,9 @@ pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::E
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }
     // Close everything from `first` on, except the close-on-exec fds in `keep`.
-    close_fds_except(first, keep);
+    let mut keep = keep.to_vec();
+    keep.push(prep.dmz.as_raw_fd());
+    close_fds_except(first, &keep);
     for sig in [
         libc::SIGTERM,
         libc::SIGINT,
@@ -395,8 +402,24 @@ pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::E
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
-    let e = nix::unistd::execve(&prep.exe, &prep.argv, &prep.envp).unwrap_err();
-    anyhow!("exec {:?}: {e}", prep.arg0)
+    // Through the sealed trampoline: the program never starts from a process whose
+    // /proc/self/exe is the host rrun binary (CVE-2019-5736).
+    let e = super::dmz::exec(&prep.dmz, &prep.exe, &prep.argv, &prep.envp);
+    if e == nix::errno::Errno::EPERM || e == nix::errno::Errno::ENOSYS {
+        // A seccomp profile without execveat: the same trampoline through execve.
+        if proc_is_procfs() {
+            let p =
+                CString::new(format!("/proc/self/fd/{}", prep.dmz.as_raw_fd())).expect("no NUL");
+            let mut argv = vec![prep.exe.clone()];
+            argv.extend(prep.argv.iter().cloned());
+            let e = nix::unistd::execve(&p, &argv, &prep.envp).unwrap_err();
+            return anyhow!(
+                "exec {:?} (through the trampoline, by execve): {e}",
+                prep.arg0
+            );
+        }
+    }
+    anyhow!("exec {:?} (through the trampoline): {e}", prep.arg0)
 }
 
 extern "C" fn on_signal(sig: i32) {
@@ -428,6 +451,11 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
         bail!("exec.fifo closed without a start");
     }
     Ok(())
+}
+
+fn proc_is_procfs() -> bool {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    nix::sys::statfs::statfs("/proc").is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
 }
 
 /// Write an LSM exec attribute of our own task, through a /proc that is verified to be procfs.

@@ -2,6 +2,7 @@
 //! (cgroup, id maps, Go, wait for Ready). The child half is `init.rs`.
 
 pub mod channel;
+pub mod dmz;
 pub mod exec;
 pub mod init;
 
