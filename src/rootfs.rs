@@ -299,14 +299,41 @@ fn mkdir_walk(root: &OwnedFd, path: &str, mode: u32) -> Result<Walk> {
 
 /// Create an empty file (a bind target) inside the rootfs if missing; returns an O_PATH fd.
 fn ensure_file(root: &OwnedFd, path: &str) -> Result<OwnedFd> {
-    if let Ok(fd) = open_in_root(root, path, libc::O_PATH, 0) {
-        return Ok(fd);
+    let mut path = clean(path);
+    for _ in 0..40 {
+        if let Ok(fd) = open_in_root(root, &path, libc::O_PATH, 0) {
+            return Ok(fd);
+        }
+        let parent = Path::new(&path)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = Path::new(&path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = mkdir_all(root, &parent, 0o755)?;
+        // A dangling symlink (an image's /etc/resolv.conf -> ../run/...): follow it inside the root.
+        match nix::fcntl::readlinkat(Some(dir.as_raw_fd()), name.as_str()) {
+            Ok(t) => {
+                let t = t.to_string_lossy();
+                let base = if t.starts_with('/') {
+                    String::new()
+                } else {
+                    parent.clone()
+                };
+                path = clean(&format!("{base}/{t}"));
+                continue;
+            }
+            Err(_) => break,
+        }
     }
-    let parent = Path::new(path)
+    let parent = Path::new(&path)
         .parent()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     mkdir_all(root, &parent, 0o755)?;
+    let path = path.as_str();
     let f = open_in_root(
         root,
         path,
@@ -373,17 +400,34 @@ pub struct Setup<'a> {
 
 /// Make `/` private, bind the rootfs onto itself, return its fd.
 pub fn prepare_root(s: &Setup) -> Result<OwnedFd> {
-    let prop = s
-        .propagation
-        .unwrap_or(MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+    // runc's default: host mount events still reach the container, none go back.
+    let prop = s.propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     sys_mount(None, "/", None, prop | MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("make / {prop:?} (rootfsPropagation): {e}"))?;
     let r = s.rootfs.to_string_lossy();
+    // pivot_root refuses a shared parent: make the mount holding the rootfs private (the
+    // requested propagation is applied to the new / after the pivot).
+    if let Some(parent) = mount_point_of(&r) {
+        sys_mount(None, &parent, None, MsFlags::MS_PRIVATE, None)
+            .map_err(|e| anyhow!("make the rootfs's parent mount {parent} private: {e}"))?;
+    }
     sys_mount(Some(&r), &r, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("bind rootfs {r} onto itself: {e}"))?;
+    sys_mount(None, &r, None, MsFlags::MS_PRIVATE, None)
+        .map_err(|e| anyhow!("make the rootfs bind private: {e}"))?;
     let fd = sys::openat2(libc::AT_FDCWD, &r, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
         .map_err(|e| anyhow!("open rootfs {r}: {e}"))?;
     Ok(fd)
+}
+
+/// The mount point under which `path` lives (the longest one that is a prefix of it).
+fn mount_point_of(path: &str) -> Option<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mi.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| m.replace("\\040", " "))
+        .filter(|m| m == "/" || path == m || path.starts_with(&format!("{m}/")))
+        .max_by_key(|m| m.len())
 }
 
 pub fn do_mounts(root: &OwnedFd, s: &Setup) -> Result<()> {
@@ -426,9 +470,11 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         // Kernel filesystems never go onto a symlink: a /proc that is a link is refused.
         let strict = matches!(m.typ.as_str(), "proc" | "sysfs");
         let extra = if strict { RESOLVE_NO_SYMLINKS } else { 0 };
+        let mut existed = true;
         let target = match open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, extra) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
+                existed = false;
                 mkdir_all(root, &m.dest, 0o755)?;
                 open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, extra)
                     .map_err(|e| anyhow!("open {:?}: {e}", m.dest))?
@@ -454,6 +500,16 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         } else {
             None
         };
+        // A tmpfs over an existing directory keeps that directory's mode (as runc does),
+        // unless the options set one.
+        let keep_mode =
+            if existed && m.typ == "tmpfs" && !m.data.split(',').any(|o| o.starts_with("mode=")) {
+                nix::sys::stat::fstat(target.as_raw_fd())
+                    .ok()
+                    .map(|st| st.st_mode & 0o7777)
+            } else {
+                None
+            };
         let r = sys_mount(
             Some(&m.source),
             &fd_path(&target),
@@ -477,6 +533,12 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
                 .map_err(|e| anyhow!("mount {}: {e}", m.typ))?;
             }
             (r, _) => r.map_err(|e| anyhow!("mount {}: {e}", m.typ))?,
+        }
+        if let Some(mode) = keep_mode {
+            let top = open_in_root(root, &m.dest, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .map_err(|e| anyhow!("reopen {:?}: {e}", m.dest))?;
+            nix::sys::stat::fchmod(top.as_raw_fd(), Mode::from_bits_truncate(mode))
+                .map_err(|e| anyhow!("chmod the tmpfs at {:?}: {e}", m.dest))?;
         }
         if let Some(under) = under {
             let top = open_in_root(root, &m.dest, libc::O_RDONLY | libc::O_DIRECTORY, 0)
@@ -728,7 +790,11 @@ pub fn setup_dev(root: &OwnedFd, s: &Setup) -> Result<()> {
         ("/proc/self/fd/2", "stderr"),
         ("/proc/kcore", "core"),
     ];
+    let has_kcore = Path::new("/proc/kcore").exists();
     for (target, name) in links {
+        if name == "core" && !has_kcore {
+            continue;
+        }
         match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => bail!("symlink /dev/{name} -> {target}: {e}"),

@@ -15,6 +15,22 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         bail!("invalid signal {s:?}");
     }
     let up = s.to_ascii_uppercase();
+    // Real-time signals: RTMIN, RTMIN+3, SIGRTMAX-1 ...
+    let bare = up.strip_prefix("SIG").unwrap_or(&up);
+    for (base, n) in [("RTMIN", libc::SIGRTMIN()), ("RTMAX", libc::SIGRTMAX())] {
+        if let Some(rest) = bare.strip_prefix(base) {
+            let off: i32 = if rest.is_empty() {
+                0
+            } else {
+                rest.parse().map_err(|_| anyhow!("unknown signal {s:?}"))?
+            };
+            let sig = n + off;
+            if sig < libc::SIGRTMIN() || sig > libc::SIGRTMAX() {
+                bail!("signal {s:?} is out of the real-time range");
+            }
+            return Ok(sig);
+        }
+    }
     let name = if up.starts_with("SIG") {
         up
     } else {
@@ -35,18 +51,24 @@ pub fn run(root: &Path, a: &KillArgs) -> Result<()> {
             a.id
         )));
     }
-    if a.all
+    let r = match &c.saved.cgroup {
+        Some(cg) if a.all => {
+            for pid in cg.procs()? {
+                // SAFETY: kill(2) with a pid from the container's cgroup and a valid signal.
+                unsafe { libc::kill(pid, sig) };
+            }
+            Ok(())
+        }
+        _ => signal_init(&c.saved, sig),
+    };
+    // A frozen process only acts on SIGKILL once thawed (runc thaws too).
+    if sig == libc::SIGKILL
+        && status == Status::Paused
         && let Some(cg) = &c.saved.cgroup
     {
-        for pid in cg.procs()? {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::try_from(sig).ok(),
-            );
-        }
-        return Ok(());
+        cg.set_frozen(false)?;
     }
-    signal_init(&c.saved, sig)
+    r
 }
 
 pub fn signal_init(s: &crate::state::Saved, sig: i32) -> Result<()> {
@@ -78,6 +100,10 @@ mod tests {
         assert_eq!(parse_signal("9").unwrap(), 9);
         assert_eq!(parse_signal("SIGUSR1").unwrap(), libc::SIGUSR1);
         assert!(parse_signal("NOPE").is_err());
+        assert_eq!(parse_signal("RTMIN+3").unwrap(), libc::SIGRTMIN() + 3);
+        assert_eq!(parse_signal("SIGRTMAX").unwrap(), libc::SIGRTMAX());
+        assert_eq!(parse_signal("SIGRTMAX-1").unwrap(), libc::SIGRTMAX() - 1);
+        assert!(parse_signal("RTMAX+1").is_err());
         assert!(parse_signal("0").is_err());
         assert!(parse_signal("99").is_err());
     }

@@ -95,6 +95,9 @@ fn setup(
             Err(e) => bail!("join a new session keyring (--no-new-keyring skips it): {e}"),
         }
     }
+    if plan.ns.new.contains(CloneFlags::CLONE_NEWNET) {
+        loopback_up().context("the new network namespace")?;
+    }
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).map_err(|e| anyhow!("set hostname {h:?}: {e}"))?;
     }
@@ -304,6 +307,12 @@ pub struct Prepared {
 /// Everything about the process before execve, inside the container's root: the executable
 /// (PATH lookup), HOME, rlimits, user, groups, capabilities, umask, cwd, no_new_privs.
 pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Result<Prepared> {
+    reopen_dev_null();
+    if !p.terminal {
+        // Its own session and process group, as runc gives it: a signal to the caller's
+        // process group (conmon's, the shim's) never reaches it, nor the reverse.
+        let _ = nix::unistd::setsid();
+    }
     let mut env = p.env.clone();
     env.extend(extra_env.iter().cloned());
     let exe = find_exe(&p.args[0], &env)?;
@@ -476,10 +485,17 @@ fn find_exe(arg0: &str, env: &[String]) -> Result<CString> {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if arg0.contains('/') {
-        if !ok(std::path::Path::new(arg0)) {
-            bail!("process.args[0]: {arg0:?}: no such executable in the container");
+        // runc's wording, which engines map to exit codes 127 and 126.
+        match std::fs::metadata(arg0) {
+            Err(e) => bail!(
+                "process.args[0]: exec: {arg0:?}: stat {arg0}: {}",
+                io_lower(&e)
+            ),
+            Ok(_) if !ok(std::path::Path::new(arg0)) => {
+                bail!("process.args[0]: exec: {arg0:?}: permission denied")
+            }
+            Ok(_) => return Ok(CString::new(arg0)?),
         }
-        return Ok(CString::new(arg0)?);
     }
     let path = env
         .iter()
@@ -492,7 +508,87 @@ fn find_exe(arg0: &str, env: &[String]) -> Result<CString> {
             return Ok(CString::new(p.to_string_lossy().as_bytes())?);
         }
     }
-    bail!("process.args[0]: {arg0:?}: executable file not found in $PATH ({path})")
+    bail!("process.args[0]: exec: {arg0:?}: executable file not found in $PATH ({path})")
+}
+
+/// "no such file or directory": the strerror text in lower case, as Go prints it.
+fn io_lower(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => s,
+    }
+}
+
+/// runc's reOpenDevNull: stdio that is the null device is reopened read-write from the
+/// container's own /dev/null (a shim may pass a read-only one).
+fn reopen_dev_null() {
+    let is_null = |st: &libc::stat| {
+        (st.st_mode & libc::S_IFMT) == libc::S_IFCHR
+            && libc::major(st.st_rdev) == 1
+            && libc::minor(st.st_rdev) == 3
+    };
+    let mut null = None;
+    for fd in 0..3 {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue;
+        };
+        if !is_null(&st) {
+            continue;
+        }
+        if null.is_none() {
+            let Ok(root) =
+                crate::sys::openat2(libc::AT_FDCWD, "/", libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+            else {
+                return;
+            };
+            let Ok(f) = crate::rootfs::open_in_root(
+                &root,
+                "/dev/null",
+                libc::O_RDWR,
+                crate::sys::RESOLVE_NO_SYMLINKS,
+            ) else {
+                return;
+            };
+            match nix::sys::stat::fstat(f.as_raw_fd()) {
+                Ok(st) if is_null(&st) => null = Some(f),
+                _ => return,
+            }
+        }
+        if let Some(n) = &null {
+            let _ = nix::unistd::dup2(n.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// A new network namespace starts with lo down: bring it up (the kernel then gives it
+/// 127.0.0.1 and ::1), as runc does.
+fn loopback_up() -> Result<()> {
+    // SAFETY: a plain datagram socket for interface ioctls.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        bail!("socket for lo: {}", nix::errno::Errno::last());
+    }
+    // SAFETY: the fd is ours.
+    let s = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(s) };
+    // SAFETY: an all-zero ifreq is valid; the name fits.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        ifr.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own.
+    unsafe {
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            bail!("get lo flags: {}", nix::errno::Errno::last());
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
+            bail!("bring lo up: {}", nix::errno::Errno::last());
+        }
+    }
+    Ok(())
 }
 
 /// HOME from the container's /etc/passwd, "/" when absent.
