@@ -5,7 +5,7 @@ RELEASE_BIN := target/$(TARGET)/release/rrun
 BUNDLE := bundles/busybox
 export RUSTFLAGS ?= -C target-feature=+crt-static
 
-.PHONY: all build bundles demo test test-unit test-integration test-cgroup2 lint install bench clean
+.PHONY: all build bundles demo test test-unit test-integration test-cgroup2 test-clients lint install bench clean
 
 all: build
 
@@ -35,6 +35,12 @@ test-integration: build bundles
 # cgroup v2 tests in a qemu guest (Debian's kernel, software emulation); installs what it needs.
 test-cgroup2: build
 	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/cgroup2/run.sh
+
+# Real engines on rrun: Debian's containerd 1.6 (ctr), podman 4.3, docker 20.10 + docker-compose 1.29,
+# installed if missing; private daemons, host changes undone. RUNTIME=/usr/sbin/runc runs the same
+# steps against runc; CLIENTS="containerd podman docker" picks engines.
+test-clients: build
+	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/clients/run.sh
 
 lint:
 	cargo fmt --check

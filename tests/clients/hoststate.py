@@ -23,6 +23,7 @@ import sys
 PATHS = [
     "/run/containerd/s",
     "/run/containerd/runc",
+    "/run/containerd/fifo",
     "/run/containerd",
     "/run/containers/networks",
     "/run/containers",
@@ -40,6 +41,7 @@ PATHS = [
 TREES = {
     "/run/containerd/s",
     "/run/containerd/runc",
+    "/run/containerd/fifo",
     "/run/containers/networks",
     "/var/lib/containers/cache",
 }

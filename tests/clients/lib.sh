@@ -75,6 +75,21 @@ wait_for() {
   done
 }
 
+# gone PID: the process has exited (a zombie child counts as exited).
+gone() {
+  [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
+
+# wait_daemon PID SECONDS CMD...: wait_for CMD, giving up as soon as the daemon PID is gone.
+wait_daemon() {
+  local pid=$1 end=$((SECONDS + $2))
+  shift 2
+  while ! "$@" >/dev/null 2>&1; do
+    { [ $SECONDS -ge $end ] || gone "$pid"; } && return 1
+    sleep 0.2
+  done
+}
+
 # http URL: the body, or an error (curl exit status) after 5 seconds.
 http() {
   curl -sS --max-time 5 "$1"
@@ -87,11 +102,11 @@ port_free() {
 
 # stop_pid NAME PID: SIGTERM, up to 30s, then SIGKILL; never anything but this pid.
 stop_pid() {
-  local name=$1 pid=$2 i
+  local name=$1 pid=$2 _i
   [ -n "$pid" ] || return 0
   kill -0 "$pid" 2>/dev/null || return 0
   kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 150); do
+  for _i in $(seq 1 150); do
     kill -0 "$pid" 2>/dev/null || return 0
     # a zombie child of ours: reap it
     wait "$pid" 2>/dev/null && return 0
@@ -116,6 +131,19 @@ cgroup_rmtree() {
   for d in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
     [ -d "$d" ] || continue
     find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+}
+
+# Remove cgroup dirs a failed test left: thaw, kill what is inside, rmdir (deepest first).
+cgroup_rm_dirs() {
+  local d p
+  for d in $(printf '%s\n' "$@" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2-); do
+    [ -d "$d" ] || continue
+    [ -f "$d/freezer.state" ] && echo THAWED >"$d/freezer.state" 2>/dev/null
+    [ -f "$d/cgroup.freeze" ] && echo 0 >"$d/cgroup.freeze" 2>/dev/null
+    for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+    sleep 0.1
+    rmdir "$d" 2>/dev/null
   done
 }
 

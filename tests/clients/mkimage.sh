@@ -5,7 +5,7 @@
 # (manifest.json, for `docker load` / `podman load`), with no registry.
 set -euo pipefail
 rootfs=${1:?rootfs}; out=${2:?out.tar}; ref=${3:?name:tag}
-name=${ref%:*}; tag=${ref##*:}
+tag=${ref##*:}
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 mkdir -p "$w/blobs/sha256"
 

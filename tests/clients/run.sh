@@ -28,6 +28,9 @@ RUNTIME=${RUNTIME:-}
 PY=/usr/bin/python3
 PTY="$PY $HERE/ptyrun.py"
 IMG=docker.io/library/rrun-busybox:latest
+# The terminal's size, once the engine has set it (ctr and docker resize the pty only after
+# the process started).
+STTY_SIZE='for i in 1 2 3 4 5 6 7 8 9 10; do s=$(stty size 2>/dev/null); [ -n "$s" ] && [ "$s" != "0 0" ] && break; sleep 0.2; done; echo "size $s"'
 T=
 DAEMON_PIDS=()
 DEFAULT_ROOT=
@@ -123,27 +126,28 @@ finish() {
   while read -r m _; do
     [ -n "$m" ] && umount "$m" 2>/dev/null || { [ -n "$m" ] && umount -l "$m"; }
   done < <(test_mounts)
+  # podman gives the runtime no --root: its default one is used.
+  local new
+  if [ -d "$DEFAULT_ROOT" ]; then
+    new=$(comm -13 "$T/$(basename "$DEFAULT_ROOT").before" <(ls "$DEFAULT_ROOT" | sort))
+    if [ -z "$new" ]; then
+      pass "no container state left in $DEFAULT_ROOT"
+    else
+      fail "container state left in $DEFAULT_ROOT" "$new"
+      for p in $new; do "$T/bin/rrun.real" --root "$DEFAULT_ROOT" delete --force "$p" >/dev/null 2>&1; done
+    fi
+  fi
   local cg
-  cg=$(cgroup_children rrun-clients; cgroup_children rrun-clients-docker; cgroup_children libpod_parent | grep -v '/libpod_parent/conmon$')
+  cg=$(cgroup_children rrun-clients; cgroup_children rrun-clients-docker; cgroup_children libpod_parent | grep -E '/libpod-[0-9a-f]{64}$')
   if [ -z "$cg" ]; then
     pass "no cgroup of the test is left"
   else
     fail "cgroups of the test are left" "$cg"
   fi
+  [ -n "$cg" ] && cgroup_rm_dirs $cg
   cgroup_rmtree rrun-clients
   cgroup_rmtree rrun-clients-docker
   [ -n "${LIBPOD_PARENT_NEW:-}" ] && cgroup_rmtree libpod_parent
-  # podman and docker's custom runtimes give the runtime no --root: its default one is used.
-  local root new
-  for root in "$DEFAULT_ROOT" /run/containerd/runc/moby; do
-    [ -d "$root" ] || continue
-    new=$(comm -13 "$T/$(basename "$root").before" <(ls "$root" | sort))
-    if [ -z "$new" ]; then
-      pass "no container state left in $root"
-    else
-      fail "container state left in $root" "$new"
-    fi
-  done
   [ -n "$DEFAULT_ROOT_NEW" ] && rmdir "$DEFAULT_ROOT" 2>/dev/null
   echo "host: removing what the engines added"
   $PY "$HERE/hoststate.py" restore "$T/host.json"
@@ -180,16 +184,17 @@ install_packages || {
 
 # Short: unix socket paths (conmon's attach socket, containerd's) must stay under 108 bytes.
 T=$(mktemp -d /tmp/rrcl.XXXXXX)
+chmod 755 "$T" # a user namespace's root must reach its rootfs below
 trap finish EXIT
 trap 'exit 130' INT TERM
 mkdir -p "$T/bin"
+export PATH="$T/bin:$PATH"
 
 $PY "$HERE/hoststate.py" snapshot "$T/host.json"
-# The runtime's default state dir (podman and docker's custom runtimes pass no --root).
+# The runtime's default state dir: podman passes the runtime no --root.
 if [ $IS_RRUN = 1 ]; then DEFAULT_ROOT=/run/rrun; else DEFAULT_ROOT=/run/runc; fi
 [ -d "$DEFAULT_ROOT" ] && DEFAULT_ROOT_NEW= || DEFAULT_ROOT_NEW=1
 ls "$DEFAULT_ROOT" 2>/dev/null | sort >"$T/$(basename "$DEFAULT_ROOT").before"
-ls /run/containerd/runc/moby 2>/dev/null | sort >"$T/moby.before"
 [ -d /sys/fs/cgroup/memory/libpod_parent ] || [ -d /sys/fs/cgroup/libpod_parent ] || LIBPOD_PARENT_NEW=1
 
 # A private copy (a rebuild must not change the binary under a running test) behind a wrapper
@@ -208,6 +213,11 @@ echo "temp dir: $T"
 
 "$REPO/scripts/mkrootfs.sh" "$T/rootfs" >/dev/null &&
   bash "$HERE/mkimage.sh" "$T/rootfs" "$T/busybox.tar" "$IMG"
+# The same with /etc/resolv.conf a dangling symlink to systemd-resolved's stub (as in images of
+# systemd-based distributions).
+cp -a "$T/rootfs" "$T/rootfs-symlinks" &&
+  ln -sfn ../run/systemd/resolve/stub-resolv.conf "$T/rootfs-symlinks/etc/resolv.conf" &&
+  bash "$HERE/mkimage.sh" "$T/rootfs-symlinks" "$T/busybox-symlinks.tar" "${IMG%:*}-symlinks:latest"
 if [ -s "$T/busybox.tar" ]; then
   pass "busybox image archive (OCI layout + docker-archive) from scripts/mkrootfs.sh"
 else
