@@ -568,6 +568,36 @@ fn enable_controllers(dir: &Path) -> Result<()> {
     })
 }
 
+/// Fixtures shared by the v1 and v2 table tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use anyhow::Result;
+    use oci_spec::runtime::LinuxResources;
+
+    pub type Row = (&'static str, String, String);
+    type Writes = fn(&LinuxResources) -> Result<Vec<super::v1::Write>>;
+
+    pub fn res(json: &str) -> LinuxResources {
+        serde_json::from_str(json).expect("valid LinuxResources JSON")
+    }
+
+    pub fn table(writes: Writes, json: &str) -> Vec<Row> {
+        writes(&res(json))
+            .expect("writes")
+            .into_iter()
+            .map(|w| (w.controller, w.file, w.value))
+            .collect()
+    }
+
+    pub fn t(c: &'static str, f: &str, v: &str) -> Row {
+        (c, f.to_string(), v.to_string())
+    }
+
+    pub fn err(writes: Writes, json: &str) -> String {
+        format!("{:#}", writes(&res(json)).expect_err("should fail"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -396,24 +396,14 @@ fn max_or(v: i64) -> String {
 mod tests {
     use super::*;
 
-    fn res(json: &str) -> LinuxResources {
-        serde_json::from_str(json).expect("valid LinuxResources JSON")
-    }
+    use crate::cgroups::testutil::{res, t};
 
     fn table(json: &str) -> Vec<(&'static str, String, String)> {
-        writes(&res(json))
-            .expect("writes")
-            .into_iter()
-            .map(|w| (w.controller, w.file, w.value))
-            .collect()
-    }
-
-    fn t(c: &'static str, f: &str, v: &str) -> (&'static str, String, String) {
-        (c, f.to_string(), v.to_string())
+        crate::cgroups::testutil::table(writes, json)
     }
 
     fn err(json: &str) -> String {
-        format!("{:#}", writes(&res(json)).expect_err("should fail"))
+        crate::cgroups::testutil::err(writes, json)
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
+    // Read once: the base process (without --process) and the container's seccomp profile.
+    let spec = crate::spec::read_spec(&c.saved.bundle)?;
     let mut p: Process = match &a.process {
         Some(f) => {
             let data = std::fs::read(f)
@@ -20,7 +22,6 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
             if a.args.is_empty() {
                 bail!("exec needs a command (ARGS) or --process FILE");
             }
-            let spec = crate::spec::read_spec(&c.saved.bundle)?;
             let mut p = spec
                 .process()
                 .clone()
@@ -68,7 +69,6 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
     }
     let mut plan = crate::spec::proc_plan(&p, "process")?;
     // The container's seccomp profile applies to every process in it.
-    let spec = crate::spec::read_spec(&c.saved.bundle)?;
     plan.seccomp = spec
         .linux()
         .as_ref()

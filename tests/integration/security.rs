@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -817,35 +817,6 @@ fn agent(
         unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, &resp) };
     }
     Ok(AgentReport { state, seen })
-}
-
-/// One recvmsg: the payload and the fd passed with SCM_RIGHTS.
-fn recv_with_fd(sock: i32) -> Result<(Vec<u8>, Option<OwnedFd>), String> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([i32; 4]);
-    let (n, fds) = {
-        let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(|e| format!("recvmsg: {e}"))?;
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().map_err(|e| format!("cmsgs: {e}"))? {
-            if let ControlMessageOwned::ScmRights(f) = c {
-                fds.extend(f);
-            }
-        }
-        (msg.bytes, fds)
-    };
-    // SAFETY: the kernel just installed these fds in this process.
-    let mut owned: Vec<OwnedFd> = fds
-        .into_iter()
-        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
-        .collect();
-    if owned.len() > 1 {
-        return Err(format!("expected one fd, got {}", owned.len()));
-    }
-    buf.truncate(n);
-    Ok((buf, owned.pop()))
 }
 
 /// SCMP_ACT_NOTIFY: the runtime hands the listener fd and the container

@@ -734,42 +734,7 @@ impl TestEnv {
     /// would stay open as long as the container lives). On success the init
     /// pid from `state` is recorded for the guard.
     pub fn create(&self, id: &str) -> Out {
-        let n = self.creates.get();
-        self.creates.set(n + 1);
-        let out_path = self.dir.join(format!("create{n}.out"));
-        let err_path = self.dir.join(format!("create{n}.err"));
-        let out_f = fs::File::create(&out_path).unwrap();
-        let err_f = fs::File::create(&err_path).unwrap();
-        let bundle = self.bundle.to_str().unwrap().to_string();
-        let mut cmd = self.command(&["create", "--bundle", &bundle, id]);
-        let what = describe(&cmd);
-        cmd.stdin(Stdio::null()).stdout(out_f).stderr(err_f);
-        self.track_id(id);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
-        let status = wait_child(&mut child, &what, CMD_TIMEOUT);
-        let out = Out {
-            what,
-            status,
-            stdout: fs::read_to_string(&out_path).unwrap_or_default(),
-            stderr: fs::read_to_string(&err_path).unwrap_or_default(),
-        };
-        if out.success() {
-            *self.last_create_out.borrow_mut() = Some(out_path);
-            let st = self.rt(&["state", id]);
-            if let Ok(v) = serde_json::from_str::<Value>(&st.stdout)
-                && let Some(pid) = v["pid"].as_i64().filter(|p| *p > 0)
-            {
-                let pid = pid as i32;
-                self.inits.borrow_mut().push(Init {
-                    pid,
-                    starttime: proc_starttime(pid),
-                    reaped: false,
-                });
-            }
-        }
-        out
+        self.create_with(id, &[])
     }
 
     /// Writes `spec` as the bundle and creates the container; panics on error.
@@ -1292,9 +1257,10 @@ impl Drop for ConsoleReceiver {
     }
 }
 
-fn recv_fd_and_payload(sock: i32) -> Result<(OwnedFd, String), String> {
+/// One recvmsg: the payload (up to 64 KiB) and the fd passed with SCM_RIGHTS, if any.
+pub fn recv_with_fd(sock: i32) -> Result<(Vec<u8>, Option<OwnedFd>), String> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([i32; 4]);
     let (n, fds) = {
@@ -1313,11 +1279,18 @@ fn recv_fd_and_payload(sock: i32) -> Result<(OwnedFd, String), String> {
         .into_iter()
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
         .collect();
-    if owned.len() != 1 {
+    if owned.len() > 1 {
         return Err(format!("expected one fd, got {}", owned.len()));
     }
-    let payload = String::from_utf8_lossy(&buf[..n]).into_owned();
-    Ok((owned.remove(0), payload))
+    buf.truncate(n);
+    Ok((buf, owned.pop()))
+}
+
+/// The console socket message: exactly one fd, and its payload as text.
+fn recv_fd_and_payload(sock: i32) -> Result<(OwnedFd, String), String> {
+    let (data, fd) = recv_with_fd(sock)?;
+    let fd = fd.ok_or_else(|| "expected one fd, got 0".to_string())?;
+    Ok((fd, String::from_utf8_lossy(&data).into_owned()))
 }
 
 /// fstat of an open fd.
