@@ -1,6 +1,6 @@
 //! `exec`: a new process in a running container. rrun clones a child that joins all of the
 //! container's namespaces at once through a pidfd of its init, then forks so the process is
-//! inside the pid namespace too. The parent puts the child in the container's cgroup first.
+//! inside the pid namespace too. The child enters the container's cgroup first (cgroups::Entry).
 //!
 //! Protocol: parent `Go` -> child setns + fork -> `Forked{pid}` -> the process prepares and
 //! execs; the channel is close-on-exec, so EOF means the exec happened and `Error{msg}` that
@@ -62,10 +62,15 @@ pub fn spawn(o: &ExecOpts) -> Result<i32> {
     }
     let flags = differing_namespaces(o.init_pid);
     let (parent, child) = super::channel::pair()?;
-    let pid = super::clone3(CloneFlags::empty())?;
+    // The child enters the cgroup by itself (born in it on v2): see cgroups::Entry.
+    let entry = o.cgroup.map(Cgroup::entry).transpose()?;
+    let pid = super::clone3_into(
+        CloneFlags::empty(),
+        entry.as_ref().and_then(|e| e.v2_dir.as_ref()),
+    )?;
     if pid == 0 {
         drop(parent);
-        let e = child_main(o, &child, &pidfd, flags).unwrap_err();
+        let e = child_main(o, &child, &pidfd, entry.as_ref(), flags).unwrap_err();
         let _ = child.send(&ToParent::Error {
             msg: format!("{e:#}"),
         });
@@ -77,9 +82,7 @@ pub fn spawn(o: &ExecOpts) -> Result<i32> {
         pids: vec![pid],
         armed: true,
     };
-    if let Some(cg) = o.cgroup {
-        cg.add_pid(pid)?;
-    }
+    drop(entry);
     parent.send(&ToInit::Go)?;
     let mut proc_pid = None;
     let mut failed = None;
@@ -124,10 +127,14 @@ fn child_main(
     o: &ExecOpts,
     chan: &Channel,
     pidfd: &OwnedFd,
+    cg_entry: Option<&crate::cgroups::Entry>,
     flags: CloneFlags,
 ) -> Result<std::convert::Infallible> {
     // SAFETY: prctl with integer arguments: die with rrun until exec.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if let Some(e) = cg_entry {
+        e.enter_self()?;
+    }
     chan.expect(ToInit::Go)?;
     // No fd of rrun's (the state dir lock, the log) may come along into the container.
     let mut keep = vec![chan.fd.as_raw_fd(), pidfd.as_raw_fd()];

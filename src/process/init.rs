@@ -15,11 +15,12 @@ pub fn run(
     o: &InitOpts,
     chan: Channel,
     ns_files: &[(CloneFlags, std::fs::File, usize)],
+    cg_entry: Option<&crate::cgroups::Entry>,
     now: CloneFlags,
     later: CloneFlags,
     fork: bool,
 ) -> ! {
-    let err = match setup(o, &chan, ns_files, now, later, fork) {
+    let err = match setup(o, &chan, ns_files, cg_entry, now, later, fork) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -40,6 +41,7 @@ fn setup(
     o: &InitOpts,
     chan: &Channel,
     ns_files: &[(CloneFlags, std::fs::File, usize)],
+    cg_entry: Option<&crate::cgroups::Entry>,
     now: CloneFlags,
     later: CloneFlags,
     fork: bool,
@@ -47,6 +49,10 @@ fn setup(
     let plan = o.plan;
     // Until Ready, init dies with the rrun that creates it.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).context("set the parent-death signal")?;
+    // Into the container's cgroup before anything else.
+    if let Some(e) = cg_entry {
+        e.enter_self()?;
+    }
     chan.expect(ToInit::Go)?;
     // Nothing in the container may ptrace or read our memory while we hold host fds.
     prctl(libc::PR_SET_DUMPABLE, 0).context("make init non-dumpable")?;

@@ -56,15 +56,11 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// fork-like clone3 with namespace flags. Returns 0 in the child.
-pub fn clone3(flags: CloneFlags) -> Result<i32> {
-    clone3_into(flags, None)
-}
-
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
-/// clone3, optionally straight into a cgroup v2 directory (CLONE_INTO_CGROUP).
-fn clone3_into(flags: CloneFlags, cgroup: Option<&std::fs::File>) -> Result<i32> {
+/// fork-like clone3 with namespace flags, optionally straight into a cgroup v2 directory
+/// (CLONE_INTO_CGROUP). Returns 0 in the child.
+pub fn clone3_into(flags: CloneFlags, cgroup: Option<&std::fs::File>) -> Result<i32> {
     use std::os::fd::AsRawFd;
     let args = CloneArgs {
         flags: flags.bits() as u64
@@ -140,37 +136,21 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
     let fork = plan.ns.needs_fork(now, offsets);
     let (parent, child) = channel::pair()?;
     let t = crate::logging::phase("clone");
-    // On v2 the child is born in its cgroup: no window outside it, one write less.
-    let cg_dir = match o.cgroup {
-        Some(cg) if cg.is_v2() => {
-            Some(std::fs::File::open(&cg.hierarchies[0].dir).map_err(|e| {
-                anyhow!(
-                    "open cgroup {}: {}",
-                    cg.hierarchies[0].dir.display(),
-                    crate::sys::io_errno(&e)
-                )
-            })?)
-        }
-        _ => None,
-    };
-    let pid = clone3_into(now, cg_dir.as_ref())?;
+    // The child enters its cgroup by itself (born in it on v2): see cgroups::Entry.
+    let entry = o.cgroup.map(Cgroup::entry).transpose()?;
+    let pid = clone3_into(now, entry.as_ref().and_then(|e| e.v2_dir.as_ref()))?;
     if pid == 0 {
         drop(parent);
-        init::run(o, child, &ns_files, now, later, fork);
+        init::run(o, child, &ns_files, entry.as_ref(), now, later, fork);
     }
     drop(t);
     drop(child);
     drop(ns_files);
+    drop(entry);
     let mut guard = ChildGuard {
         pids: vec![pid],
         armed: true,
     };
-    if let Some(cg) = o.cgroup
-        && cg_dir.is_none()
-    {
-        cg.add_pid(pid)?;
-    }
-    drop(cg_dir);
     if now.contains(CloneFlags::CLONE_NEWUSER) {
         write_maps(pid, plan)?;
     }

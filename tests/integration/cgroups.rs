@@ -519,3 +519,65 @@ fn delete_force_paused_container() {
     assert!(left.is_empty(), "cgroup dirs left: {left:?}");
     env.assert_clean();
 }
+
+/// `/proc/<pid>/cgroup` as (hierarchy controllers, path) pairs.
+fn proc_cgroups(pid: i32) -> Vec<(String, String)> {
+    fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/cgroup: {e}"))
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let _ = it.next()?;
+            Some((it.next()?.to_string(), it.next()?.to_string()))
+        })
+        .collect()
+}
+
+/// init and an exec'd process enter the container's cgroup in every hierarchy the host has
+/// (v1 controllers, named ones, and a hybrid host's unified cgroup2) — rrun has the child
+/// enter by itself (`tasks`, CLONE_INTO_CGROUP) instead of writing its pid to cgroup.procs.
+#[test]
+fn init_and_exec_join_every_hierarchy() {
+    let env = test_env!();
+    start_sleeper(&env, |_| {});
+    let pid_file = env.dir.join("exec.pid");
+    env.rt_to_files(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        &env.id,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let exec_pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let hierarchies = cgroup_mountpoints().len();
+    for pid in [env.init_pid(), exec_pid] {
+        let cgs = proc_cgroups(pid);
+        assert_eq!(cgs.len(), hierarchies, "pid {pid}: {cgs:?}");
+        for (ctrl, path) in &cgs {
+            assert_eq!(
+                path,
+                &env.cgroups_path(),
+                "pid {pid}, hierarchy {ctrl:?}: {cgs:?}"
+            );
+        }
+        assert!(
+            cgroup_procs(&env, "memory").contains(&pid),
+            "pid {pid} not in memory cgroup.procs"
+        );
+    }
+    // The detached exec'd process was reparented to the test (a subreaper): reap it so the
+    // pid namespace's init can finish exiting.
+    env.rt(&["kill", &env.id, "KILL"]).ok();
+    reap_if_child(exec_pid, WAIT_TIMEOUT);
+    env.wait_for_status("stopped");
+    env.wait_init();
+    env.rt(&["delete", &env.id]).ok();
+    env.assert_clean();
+}
