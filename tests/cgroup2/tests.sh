@@ -21,7 +21,7 @@ WORK=/tmp/cgroup2-tests
 DENY_ALL='{"allow":false,"access":"rwm"}'
 
 ALL_TESTS="cgroup2_controllers memory_oom pids_limit cpu_values
-devices_deny_unlisted pause_resume update_memory ps_json events_stats
+devices_deny_unlisted pause_resume update_memory ps_json exec_joins_cgroup events_stats
 failed_create_missing_binary failed_create_bad_cpuset delete_removes_cgroup"
 
 mkdir -p "$WORK" "$RRUN_ROOT"
@@ -283,6 +283,23 @@ t_ps_json() {
 	[ "$got" = "$want" ] || die "ps --format json gave '$got', cgroup.procs has '$want'"
 	pid=$(initpid ps_json)
 	echo " $got" | grep -q " $pid " || die "ps --format json misses the init pid $pid"
+}
+
+# init and a process from `exec --detach` are in the container's cgroup (both are born there
+# with CLONE_INTO_CGROUP) and nowhere else.
+t_exec_joins_cgroup() {
+	mkbundle exec_joins_cgroup '["sleep","1000"]' "{\"devices\":[$DENY_ALL]}"
+	create_start exec_joins_cgroup
+	rr exec --detach --pid-file "$WORK/exec.pid" exec_joins_cgroup sleep 1001 ||
+		die "exec --detach failed"
+	epid=$(cat "$WORK/exec.pid")
+	ipid=$(initpid exec_joins_cgroup)
+	for p in "$ipid" "$epid"; do
+		cg=$(cat "/proc/$p/cgroup")
+		[ "$cg" = "0::/$PARENT/exec_joins_cgroup" ] || die "pid $p is in '$cg'"
+		grep -qx "$p" "$(cgdir exec_joins_cgroup)/cgroup.procs" || die "pid $p not in cgroup.procs"
+	done
+	note "init $ipid and exec'd $epid in 0::/$PARENT/exec_joins_cgroup"
 }
 
 # events --stats reports the container's (non-zero) memory usage.
