@@ -216,7 +216,7 @@ def main():
     lines.append(
         "Every runtime runs inside one private mount namespace (hybrid cgroup hosts get their cgroup2 mount "
         "hidden by a tmpfs there, since crun 1.8.1 refuses hybrid mode), under a child-subreaper that reaps "
-        "detached container inits at once, with a private `--root` and cgroupsPath `/rrun-bench/<runtime>-<n>`; "
+        "detached container inits at once, with a private `--root` on a tmpfs (as `/run` is on real hosts) and cgroupsPath `/rrun-bench/<runtime>-<n>`; "
         "prepare/cleanup steps are untimed. Bundle: `bundles/busybox` rootfs, read-only, `process.args` "
         "`/bin/true` or `sleep 1000`.\n"
     )

@@ -189,6 +189,119 @@ pub fn read_saved(dir: &Path, id: &str) -> Result<Saved> {
     serde_json::from_slice(&data).with_context(|| format!("parse {}", p.display()))
 }
 
+/// The part of state.json that `state` and `list` print and derive the status from. The rest
+/// (the cgroup hierarchies, hooks) is skipped without building it, which keeps `list` of
+/// many containers cheap; of the cgroup only the file that says "paused" is kept.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Brief {
+    pub oci_version: String,
+    pub id: String,
+    pub creating: bool,
+    pub pid: i32,
+    pub start_time: u64,
+    pub creator_pid: i32,
+    pub creator_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// freezer.state (v1) or cgroup.freeze (v2) of the container's cgroup.
+    #[serde(default, rename = "cgroup", deserialize_with = "freeze_file")]
+    pub freeze_file: Option<PathBuf>,
+}
+
+fn freeze_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    struct Cg {
+        mode: crate::cgroups::Mode,
+        hierarchies: Vec<H>,
+    }
+    #[derive(Deserialize)]
+    struct H {
+        controllers: Vec<String>,
+        dir: PathBuf,
+        #[serde(default)]
+        unified: bool,
+    }
+    let Some(cg) = Option::<Cg>::deserialize(d)? else {
+        return Ok(None);
+    };
+    Ok(if cg.mode == crate::cgroups::Mode::V2 {
+        cg.hierarchies.first().map(|h| h.dir.join("cgroup.freeze"))
+    } else {
+        cg.hierarchies
+            .iter()
+            .find(|h| !h.unified && h.controllers.iter().any(|c| c == "freezer"))
+            .map(|h| h.dir.join("freezer.state"))
+    })
+}
+
+impl Brief {
+    pub fn facts(&self, dir: &Path) -> Facts {
+        facts_of(
+            dir,
+            self.creating,
+            (self.pid, self.start_time),
+            (self.creator_pid, self.creator_start_time),
+            || {
+                self.freeze_file
+                    .as_deref()
+                    .is_some_and(crate::cgroups::frozen_by_file)
+            },
+        )
+    }
+
+    /// The OCI state printed by `state` (and a row of `list`), as runc prints it.
+    pub fn oci_state(&self, status: Status) -> OciState<'_> {
+        OciState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status: status.as_str(),
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// The OCI state JSON, borrowed from a [`Brief`]; serialized in runc's key order.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState<'a> {
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'static str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+/// Read the brief state without taking the lock (`state`, `list`: they never wait on a busy id).
+/// `buf` is reused between calls by `list`.
+pub fn read_brief(dir: &Path, id: &str, buf: &mut Vec<u8>) -> Result<Brief> {
+    let p = dir.join(STATE_FILE);
+    match crate::util::read_into(&p, buf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(error::not_found(id)),
+        Err(e) => return Err(e).with_context(|| format!("read {}", p.display())),
+    }
+    serde_json::from_slice(buf).with_context(|| format!("parse {}", p.display()))
+}
+
 /// The facts status is derived from.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Facts {
@@ -200,13 +313,30 @@ pub struct Facts {
 }
 
 pub fn facts(dir: &Path, s: &Saved) -> Facts {
-    let init_alive = crate::util::pid_alive(s.pid, s.start_time);
+    facts_of(
+        dir,
+        s.creating,
+        (s.pid, s.start_time),
+        (s.creator_pid, s.creator_start_time),
+        || s.cgroup.as_ref().is_some_and(|c| c.is_frozen()),
+    )
+}
+
+/// (pid, start time) pairs of init and of the creating rrun.
+fn facts_of(
+    dir: &Path,
+    creating: bool,
+    init: (i32, u64),
+    creator: (i32, u64),
+    frozen: impl FnOnce() -> bool,
+) -> Facts {
+    let init_alive = crate::util::pid_alive(init.0, init.1);
     Facts {
-        creating: s.creating,
-        creator_alive: s.creating && crate::util::pid_alive(s.creator_pid, s.creator_start_time),
+        creating,
+        creator_alive: creating && crate::util::pid_alive(creator.0, creator.1),
         init_alive,
         fifo_exists: init_alive && dir.join(FIFO).exists(),
-        frozen: init_alive && s.cgroup.as_ref().is_some_and(|c| c.is_frozen()),
+        frozen: init_alive && frozen(),
     }
 }
 
@@ -228,24 +358,6 @@ pub fn derive_status(f: &Facts) -> Status {
     } else {
         Status::Running
     }
-}
-
-/// The OCI state JSON printed by `state`, as runc prints it.
-pub fn oci_state(s: &Saved, status: Status) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "ociVersion": s.oci_version,
-        "id": s.id,
-        "pid": if status == Status::Stopped { 0 } else { s.pid },
-        "status": status.as_str(),
-        "bundle": s.bundle,
-        "rootfs": s.rootfs,
-        "created": s.created,
-        "owner": s.owner,
-    });
-    if !s.annotations.is_empty() {
-        v["annotations"] = serde_json::to_value(&s.annotations).unwrap_or_default();
-    }
-    v
 }
 
 #[cfg(test)]
@@ -344,8 +456,26 @@ mod tests {
         assert_eq!(c.status(), Status::Running);
         std::fs::write(c.fifo(), b"").unwrap();
         assert_eq!(c.status(), Status::Created);
-        let v = oci_state(&c.saved, c.status());
+        let mut buf = Vec::new();
+        let b = read_brief(&c.dir, "y", &mut buf).unwrap();
+        assert_eq!(b.facts(&c.dir).fifo_exists, true);
+        let v = serde_json::to_value(b.oci_state(c.status())).unwrap();
         assert_eq!(v["status"], "created");
+        assert_eq!(v["pid"], c.saved.pid);
+        assert_eq!(
+            v.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "ociVersion",
+                "id",
+                "pid",
+                "status",
+                "bundle",
+                "rootfs",
+                "created",
+                "owner"
+            ]
+        );
+        assert_eq!(b.freeze_file, None);
         c.remove().unwrap();
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -66,8 +66,56 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// Facts about a pid from /proc/<pid>/stat: (state char, start time in clock ticks).
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&s)
+    let mut buf = [0u8; 1024];
+    let n = read_small(&format!("/proc/{pid}/stat"), &mut buf)?;
+    parse_stat(std::str::from_utf8(&buf[..n]).ok()?)
+}
+
+/// A whole regular file into `buf` (cleared first) with as few syscalls as it takes: open,
+/// reads into the spare capacity until one returns 0 or comes back short (a regular file's
+/// end), close. No statx or lseek for a size hint as `fs::read` does.
+pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(path)?;
+    buf.clear();
+    loop {
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(8192);
+        }
+        let spare = buf.capacity() - buf.len();
+        // SAFETY: reading into the vector's spare capacity, within its length.
+        let n = unsafe { libc::read(f.as_raw_fd(), buf.as_mut_ptr().add(buf.len()).cast(), spare) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: the kernel initialized n more bytes.
+        unsafe { buf.set_len(buf.len() + n as usize) };
+        if n == 0 || (n as usize) < spare {
+            return Ok(());
+        }
+    }
+}
+
+/// A small file (a /proc or cgroup file of one line) in one read: open, read, close. std's
+/// `read_to_string` adds a statx and grows its buffer 32 bytes at a time on /proc files,
+/// which `list` would pay per container. None if it cannot be read or does not fit.
+pub fn read_small(path: &str, buf: &mut [u8]) -> Option<usize> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let c = std::ffi::CString::new(path).ok()?;
+    // SAFETY: a valid C string; the fd is owned below.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just opened and is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: reading into a buffer we own, within its length.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0 && (n as usize) < buf.len()).then_some(n as usize)
 }
 
 pub fn parse_stat(s: &str) -> Option<(char, u64)> {
@@ -94,6 +142,30 @@ pub fn pid_alive(pid: i32, start_time: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_into_small_and_large_files() {
+        let dir = std::env::temp_dir().join(format!("rrun-read-into-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut buf = Vec::new();
+        for len in [0usize, 1, 4095, 4096, 8192, 100_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let p = dir.join(format!("f{len}"));
+            std::fs::write(&p, &data).unwrap();
+            read_into(&p, &mut buf).unwrap();
+            assert_eq!(buf, data, "length {len}");
+        }
+        let e = read_into(&dir.join("missing"), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        let mut small = [0u8; 16];
+        assert!(read_small("/proc/self/stat", &mut [0u8; 1024]).is_some());
+        assert_eq!(
+            read_small("/proc/self/stat", &mut small),
+            None,
+            "does not fit"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn rfc3339_known_dates() {

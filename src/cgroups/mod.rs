@@ -89,6 +89,19 @@ impl Entry {
     }
 }
 
+/// Whether v2's `cgroup.freeze` says 1 or v1's `freezer.state` is not THAWED.
+pub fn frozen_by_file(p: &Path) -> bool {
+    let mut buf = [0u8; 64];
+    let Some(n) = crate::util::read_small(&p.to_string_lossy(), &mut buf) else {
+        return false;
+    };
+    match std::str::from_utf8(&buf[..n]).map(str::trim) {
+        Ok(s) if p.ends_with("cgroup.freeze") => s == "1",
+        Ok(s) => s != "THAWED",
+        Err(_) => false,
+    }
+}
+
 fn statfs_magic(p: &str) -> Option<i64> {
     nix::sys::statfs::statfs(p)
         .ok()
@@ -434,14 +447,10 @@ impl Cgroup {
 
     pub fn is_frozen(&self) -> bool {
         if self.mode == Mode::V2 {
-            let p = self.hierarchies[0].dir.join("cgroup.freeze");
-            return std::fs::read_to_string(p).is_ok_and(|s| s.trim() == "1");
+            return frozen_by_file(&self.hierarchies[0].dir.join("cgroup.freeze"));
         }
-        match self.find("freezer") {
-            Some(h) => std::fs::read_to_string(h.dir.join("freezer.state"))
-                .is_ok_and(|s| s.trim() != "THAWED"),
-            None => false,
-        }
+        self.find("freezer")
+            .is_some_and(|h| frozen_by_file(&h.dir.join("freezer.state")))
     }
 
     /// Freeze (pause) or thaw (resume) every process, and wait until the kernel says so.

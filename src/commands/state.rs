@@ -6,9 +6,8 @@ use std::path::Path;
 pub fn run(root: &Path, id: &str) -> Result<()> {
     crate::state::validate_id(id)?;
     let dir = root.join(id);
-    let s = crate::state::read_saved(&dir, id)?;
-    let status = crate::state::derive_status(&crate::state::facts(&dir, &s));
-    let v = crate::state::oci_state(&s, status);
+    let b = crate::state::read_brief(&dir, id, &mut Vec::new())?;
+    let v = b.oci_state(crate::state::derive_status(&b.facts(&dir)));
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }
