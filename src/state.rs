@@ -458,7 +458,7 @@ mod tests {
         assert_eq!(c.status(), Status::Created);
         let mut buf = Vec::new();
         let b = read_brief(&c.dir, "y", &mut buf).unwrap();
-        assert_eq!(b.facts(&c.dir).fifo_exists, true);
+        assert!(b.facts(&c.dir).fifo_exists);
         let v = serde_json::to_value(b.oci_state(c.status())).unwrap();
         assert_eq!(v["status"], "created");
         assert_eq!(v["pid"], c.saved.pid);
