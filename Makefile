@@ -11,7 +11,7 @@ all: build
 
 build: $(RELEASE_BIN)
 
-$(RELEASE_BIN): Cargo.toml Cargo.lock $(shell find src -name '*.rs' 2>/dev/null)
+$(RELEASE_BIN): Cargo.toml Cargo.lock build.rs $(shell find src -name '*.rs' 2>/dev/null)
 	cargo build --release --target $(TARGET)
 
 bundles: $(BUNDLE)/rootfs/bin/busybox
