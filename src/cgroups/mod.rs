@@ -374,14 +374,29 @@ impl Cgroup {
                 .flat_map(|h| h.controllers.iter().map(String::as_str))
                 .collect()
         };
+        // Consecutive writes to one file (devices.allow gets a rule per write) share an fd.
+        let mut last: Option<(PathBuf, std::fs::File)> = None;
         let write = |w: &v1::Write| -> std::io::Result<()> {
+            use std::io::Write as _;
             let h = self.find(w.controller).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!("no {} controller", w.controller),
                 )
             })?;
-            std::fs::write(h.dir.join(&w.file), &w.value)
+            let p = h.dir.join(&w.file);
+            let f = match &mut last {
+                Some((lp, f)) if *lp == p => f,
+                _ => {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&p)?;
+                    &mut last.insert((p, f)).1
+                }
+            };
+            f.write_all(w.value.as_bytes())
         };
         if self.mode == Mode::V2 {
             v2::check_controllers(res, &available)?;
