@@ -24,13 +24,18 @@ LOG=${BENCH_LOG:-/dev/null}
 
 die() { echo "helper: $*" >&2; exit 1; }
 
-# Sleep ~1ms without forking: read with timeout from a fifo nobody writes.
+# Sleep ~1ms without forking: read with a timeout from a fifo nobody writes (made by
+# run.sh, so that no mktemp/mkfifo runs inside timed code).
 _sfd=
 msleep() {
   if [ -z "$_sfd" ]; then
-    local f
-    f=$(mktemp -u "${TMPDIR:-/tmp}/rrun-bench-sleep.XXXXXX")
-    mkfifo "$f" && exec {_sfd}<>"$f" && rm -f "$f"
+    if [ -p "${BENCH_FIFO:-}" ]; then
+      exec {_sfd}<>"$BENCH_FIFO"
+    else
+      local f
+      f=$(mktemp -u "${TMPDIR:-/tmp}/rrun-bench-sleep.XXXXXX")
+      mkfifo "$f" && exec {_sfd}<>"$f" && rm -f "$f"
+    fi
   fi
   read -r -t 0.001 -u "$_sfd" _ 2>/dev/null || true
 }
@@ -39,10 +44,11 @@ rt() { "$BIN" --root "$ROOT" "$@" </dev/null >/dev/null 2>>"$LOG"; }
 
 clean() { "$BIN" --root "$ROOT" delete --force "$1" </dev/null >/dev/null 2>&1 || true; }
 
-# pid of container $1 from `state` (no jq: this is inside timed code).
+# pid of container $1 from `state` (no jq, and no $(...) subshell: this is inside timed code).
 getpid() {
-  local out
-  out=$("$BIN" --root "$ROOT" state "$1" </dev/null 2>>"$LOG") || return 1
+  local out f=${BENCH_SCRATCH:-${TMPDIR:-/tmp}/rrun-bench-helper.$$}
+  "$BIN" --root "$ROOT" state "$1" </dev/null >"$f" 2>>"$LOG" || return 1
+  read -r -d "" out <"$f"
   [[ $out =~ \"pid\"[[:space:]]*:[[:space:]]*([0-9]+) ]] || return 1
   PID=${BASH_REMATCH[1]}
   [ "$PID" -gt 0 ]

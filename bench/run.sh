@@ -147,6 +147,10 @@ true
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rrun-bench.XXXXXX")
 export TMPDIR=$TMP BENCH_LOG=$TMP/runtime-stderr.log
+# helper.sh sleeps ~1 ms by reading this fifo (nobody writes it) with a timeout, and reads
+# `state` output from a file: no fork of its own inside timed code.
+export BENCH_FIFO=$TMP/sleep.fifo BENCH_SCRATCH=$TMP/helper-out
+mkfifo "$BENCH_FIFO"
 # State roots on a tmpfs, as /run (every runtime's default root) is on real hosts; this
 # host's /run is on ext4, whose inode allocation would dominate the small verbs.
 mkdir -p "$TMP/state"
