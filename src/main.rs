@@ -18,8 +18,6 @@ mod sys;
 mod sysctl;
 mod util;
 
-use clap::Parser;
-
 /// fds 0-2 must be open, or a file we open could land on them and reach the container as stdio.
 fn fd_hygiene() {
     for fd in 0..3 {
@@ -37,7 +35,7 @@ fn main() {
     // would be inherited by the container's process through execve.
     // SAFETY: setting a default signal disposition before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     if cli.version {
         println!(
             "rrun version {}\ncommit: {}\nspec: {}",
