@@ -383,8 +383,13 @@ fn sys_mount(
 fn remount_bind(root: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
     let fd =
         open_in_root(root, path, libc::O_PATH, 0).map_err(|e| anyhow!("reopen {path:?}: {e}"))?;
-    let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(&fd);
-    sys_mount(None, &fd_path(&fd), None, all - MsFlags::MS_REC, None)
+    remount_fd(&fd, path, flags)
+}
+
+/// Remount the bind mount `fd` is the root of (`path` for messages).
+fn remount_fd(fd: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
+    let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(fd);
+    sys_mount(None, &fd_path(fd), None, all - MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
 }
 
@@ -677,9 +682,31 @@ fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         Some("mode=755"),
     )
     .map_err(|e| anyhow!("mount tmpfs for cgroups: {e}"))?;
+    // The tmpfs was just mounted by us and nothing in the container runs yet: its entries are
+    // made and opened relative to its root, without resolving the whole path again each time.
+    let cg_root = open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(|e| anyhow!("open {:?} after mounting tmpfs: {e}", m.dest))?;
+    let open_entry = |name: &str| -> Result<OwnedFd> {
+        sys::openat2(
+            cg_root.as_raw_fd(),
+            name,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            RESOLVE_NO_SYMLINKS,
+        )
+        .map_err(|e| anyhow!("open {}/{name}: {e}", m.dest))
+    };
     for h in cg.hierarchies.iter().filter(|h| !h.unified) {
         let dest = format!("{}/{}", m.dest, h.name);
-        let t = mkdir_all(root, &dest, 0o755)?;
+        match nix::sys::stat::mkdirat(
+            Some(cg_root.as_raw_fd()),
+            h.name.as_str(),
+            Mode::from_bits_truncate(0o755),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => bail!("mkdir {dest:?}: {e}"),
+        }
+        let t = open_entry(&h.name)?;
         if s.cgroupns {
             let data = h.options.clone();
             let mf = flags
@@ -705,8 +732,8 @@ fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
                 None,
             )
             .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
-            remount_bind(
-                root,
+            remount_fd(
+                &open_entry(&h.name)?,
                 &dest,
                 flags
                     | if ro {
@@ -718,9 +745,8 @@ fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         }
         // "cpu,cpuacct" mounted together: also reachable as cpu and cpuacct.
         if h.name.contains(',') {
-            let dir = open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, 0)?;
             for part in h.name.split(',') {
-                let _ = nix::unistd::symlinkat(h.name.as_str(), Some(dir.as_raw_fd()), part);
+                let _ = nix::unistd::symlinkat(h.name.as_str(), Some(cg_root.as_raw_fd()), part);
             }
         }
     }

@@ -42,6 +42,12 @@ pub struct Cgroup {
     pub hierarchies: Vec<Hierarchy>,
     /// Directories this container created, parents first: only these are ever removed.
     pub created: Vec<PathBuf>,
+    /// O_PATH fds of each hierarchy's container dir, held by `create` for what follows in the
+    /// same process (limits, `Entry`): a file is then opened with one lookup instead of a walk
+    /// of /sys/fs/cgroup/<controller>/<path>, whose every kernfs component takes the
+    /// hierarchy's lock that concurrent creates' mkdirs hold for writing.
+    #[serde(skip)]
+    dir_fds: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
 }
 
 /// How a new process enters the container's cgroup without the parent moving it. Writing a
@@ -87,6 +93,22 @@ impl Entry {
             unsafe { libc::close(fd) };
         }
     }
+}
+
+fn open_at(dir: &std::os::fd::OwnedFd, name: &str, flags: i32) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let c = std::ffi::CString::new(name)?;
+    // SAFETY: a valid C string and a directory fd we hold; the new fd is owned by the File.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC, 0o644) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is ours.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+fn open_dir_at(dir: &std::os::fd::OwnedFd, name: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+    open_at(dir, name, libc::O_PATH | libc::O_DIRECTORY).map(Into::into)
 }
 
 /// Whether v2's `cgroup.freeze` says 1 or v1's `freezer.state` is not THAWED.
@@ -288,16 +310,36 @@ impl Cgroup {
             mode,
             hierarchies,
             created: Vec::new(),
+            dir_fds: Vec::new(),
         })
     }
 
     fn find(&self, controller: &str) -> Option<&Hierarchy> {
+        self.find_index(controller).map(|i| &self.hierarchies[i])
+    }
+
+    fn find_index(&self, controller: &str) -> Option<usize> {
         if self.mode == Mode::V2 {
-            return self.hierarchies.first();
+            return (!self.hierarchies.is_empty()).then_some(0);
         }
         self.hierarchies
             .iter()
-            .find(|h| !h.unified && h.controllers.iter().any(|c| c == controller))
+            .position(|h| !h.unified && h.controllers.iter().any(|c| c == controller))
+    }
+
+    /// A file of hierarchy `i`'s container dir: through the dir fd `create` holds, else by path.
+    fn open_file(&self, i: usize, file: &str, flags: i32) -> std::io::Result<std::fs::File> {
+        match self.dir_fds.get(i) {
+            Some(fd) => open_at(fd, file, flags),
+            None => {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(flags & libc::O_ACCMODE == libc::O_RDONLY)
+                    .write(flags & libc::O_ACCMODE != libc::O_RDONLY)
+                    .custom_flags(flags & !libc::O_ACCMODE)
+                    .open(self.hierarchies[i].dir.join(file))
+            }
+        }
     }
 
     /// Create the directories (recording which are new) and apply the limits. On failure,
@@ -319,33 +361,47 @@ impl Cgroup {
         resources: Option<&LinuxResources>,
         devices: &[crate::rootfs::DevicePlan],
     ) -> Result<()> {
+        self.dir_fds.clear();
         for i in 0..self.hierarchies.len() {
             let h = self.hierarchies[i].clone();
             let rel = h.dir.strip_prefix(&h.mount).unwrap_or(&h.dir).to_path_buf();
             let mut cur = h.mount.clone();
+            let open_err = |p: &Path, e: std::io::Error| {
+                anyhow!("open cgroup {}: {}", p.display(), crate::sys::io_errno(&e))
+            };
+            let mut cur_fd: std::os::fd::OwnedFd = std::fs::File::open(&cur)
+                .map_err(|e| open_err(&cur, e))?
+                .into();
             for comp in rel.components() {
                 let parent = cur.clone();
+                let parent_fd = cur_fd;
                 cur.push(comp);
+                let name = comp.as_os_str().to_string_lossy();
                 if self.mode == Mode::V2 {
-                    enable_controllers(&parent)?;
+                    enable_controllers(&parent_fd, &parent)?;
                 }
-                match std::fs::create_dir(&cur) {
-                    Ok(()) => self.created.push(cur.clone()),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => {
-                        return Err(anyhow!(
-                            "create cgroup {}: {}",
-                            cur.display(),
-                            crate::sys::io_errno(&e)
-                        ));
-                    }
+                let c = std::ffi::CString::new(name.as_bytes())?;
+                // SAFETY: a valid C string and a directory fd we hold.
+                let r = unsafe {
+                    libc::mkdirat(
+                        std::os::fd::AsRawFd::as_raw_fd(&parent_fd),
+                        c.as_ptr(),
+                        0o755,
+                    )
+                };
+                match nix::errno::Errno::result(r) {
+                    Ok(_) => self.created.push(cur.clone()),
+                    Err(nix::errno::Errno::EEXIST) => {}
+                    Err(e) => return Err(anyhow!("create cgroup {}: {e}", cur.display())),
                 }
+                cur_fd = open_dir_at(&parent_fd, &name).map_err(|e| open_err(&cur, e))?;
                 // Also for a parent that exists: another create may have made it a moment
                 // ago and not filled it yet.
                 if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
-                    copy_cpuset(&parent, &cur)?;
+                    copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur))?;
                 }
             }
+            self.dir_fds.push(std::sync::Arc::new(cur_fd));
         }
         let mut res = resources.cloned().unwrap_or_default();
         add_default_devices(&mut res, devices);
@@ -378,21 +434,18 @@ impl Cgroup {
         let mut last: Option<(PathBuf, std::fs::File)> = None;
         let write = |w: &v1::Write| -> std::io::Result<()> {
             use std::io::Write as _;
-            let h = self.find(w.controller).ok_or_else(|| {
+            let i = self.find_index(w.controller).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     format!("no {} controller", w.controller),
                 )
             })?;
-            let p = h.dir.join(&w.file);
+            let p = self.hierarchies[i].dir.join(&w.file);
             let f = match &mut last {
                 Some((lp, f)) if *lp == p => f,
                 _ => {
-                    let f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&p)?;
+                    let f =
+                        self.open_file(i, &w.file, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC)?;
                     &mut last.insert((p, f)).1
                 }
             };
@@ -413,9 +466,13 @@ impl Cgroup {
             v2_dir: None,
             tasks: Vec::new(),
         };
-        for h in &self.hierarchies {
+        for (i, h) in self.hierarchies.iter().enumerate() {
             if h.unified {
-                let f = std::fs::File::open(&h.dir).map_err(|err| {
+                let f = match self.dir_fds.get(i) {
+                    Some(fd) => open_at(fd, ".", libc::O_RDONLY | libc::O_DIRECTORY),
+                    None => std::fs::File::open(&h.dir),
+                }
+                .map_err(|err| {
                     anyhow!(
                         "open cgroup {}: {}",
                         h.dir.display(),
@@ -425,12 +482,9 @@ impl Cgroup {
                 e.v2_dir = Some(f);
             } else {
                 let p = h.dir.join("tasks");
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&p)
-                    .map_err(|err| {
-                        anyhow!("open {}: {}", p.display(), crate::sys::io_errno(&err))
-                    })?;
+                let f = self.open_file(i, "tasks", libc::O_WRONLY).map_err(|err| {
+                    anyhow!("open {}: {}", p.display(), crate::sys::io_errno(&err))
+                })?;
                 e.tasks.push((f, p));
             }
         }
@@ -616,23 +670,54 @@ fn remove_leaf(dir: &Path) -> Result<()> {
 
 /// A new v1 cpuset cgroup starts with no cpus and mems; a task cannot join it until they are
 /// copied from the parent.
-fn copy_cpuset(parent: &Path, dir: &Path) -> Result<()> {
+/// (dir fd, its path for messages) pairs: cpuset.cpus/mems of a new dir start empty on v1 and
+/// must be filled from the parent before a task can join.
+type DirRef<'a> = (&'a std::os::fd::OwnedFd, &'a Path);
+
+fn read_at(d: DirRef, f: &str) -> Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    open_at(d.0, f, libc::O_RDONLY)
+        .and_then(|mut h| h.read_to_string(&mut s))
+        .map_err(|e| {
+            anyhow!(
+                "read {}: {}",
+                d.1.join(f).display(),
+                crate::sys::io_errno(&e)
+            )
+        })?;
+    Ok(s)
+}
+
+fn write_at(d: DirRef, f: &str, v: &str) -> Result<()> {
+    use std::io::Write;
+    open_at(d.0, f, libc::O_WRONLY | libc::O_TRUNC)
+        .and_then(|mut h| h.write_all(v.as_bytes()))
+        .map_err(|e| {
+            anyhow!(
+                "write {}: {}",
+                d.1.join(f).display(),
+                crate::sys::io_errno(&e)
+            )
+        })
+}
+
+fn copy_cpuset(parent: DirRef, dir: DirRef) -> Result<()> {
     for f in ["cpuset.cpus", "cpuset.mems"] {
-        let v = std::fs::read_to_string(parent.join(f))
-            .with_context(|| format!("read {}", parent.join(f).display()))?;
-        let cur = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        let v = read_at(parent, f)?;
+        let cur = read_at(dir, f).unwrap_or_default();
         if cur.trim().is_empty() {
-            std::fs::write(dir.join(f), v.trim())
-                .with_context(|| format!("write {}", dir.join(f).display()))?;
+            write_at(dir, f, v.trim())?;
         }
     }
     Ok(())
 }
 
 /// v2: make every available controller usable by the children of `dir`.
-fn enable_controllers(dir: &Path) -> Result<()> {
-    let avail = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+fn enable_controllers(fd: &std::os::fd::OwnedFd, dir: &Path) -> Result<()> {
+    let d = (fd, dir);
+    let avail = read_at(d, "cgroup.controllers").unwrap_or_default();
+    let enabled = read_at(d, "cgroup.subtree_control").unwrap_or_default();
     let want: Vec<String> = avail
         .split_whitespace()
         .filter(|c| !enabled.split_whitespace().any(|e| e == *c))
@@ -641,15 +726,8 @@ fn enable_controllers(dir: &Path) -> Result<()> {
     if want.is_empty() {
         return Ok(());
     }
-    let p = dir.join("cgroup.subtree_control");
-    std::fs::write(&p, want.join(" ")).map_err(|e| {
-        anyhow!(
-            "enable controllers {} in {}: {}",
-            want.join(" "),
-            p.display(),
-            crate::sys::io_errno(&e)
-        )
-    })
+    write_at(d, "cgroup.subtree_control", &want.join(" "))
+        .map_err(|e| anyhow!("enable controllers {}: {e:#}", want.join(" ")))
 }
 
 /// Fixtures shared by the v1 and v2 table tests.
