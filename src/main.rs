@@ -1,4 +1,9 @@
 //! rrun: an OCI container runtime, a drop-in replacement for runc.
+// No Rust runtime start-up (lang_start): it reads /proc/self/maps for a main-thread stack
+// guard, installs SIGSEGV/SIGBUS handlers on an alternate stack, polls fds 0-2 and ignores
+// SIGPIPE, all of which rrun either does not need or undoes (fd_hygiene, SIGPIPE). Arguments
+// still come from glibc's init_array hook; `std::process::exit` still flushes stdout.
+#![cfg_attr(not(test), no_main)]
 
 mod caps;
 mod cgroups;
@@ -29,9 +34,18 @@ fn fd_hygiene() {
     }
 }
 
-fn main() {
+/// The C entry point (see the crate attributes): run rrun, never return.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    rrun_main();
+    0
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn rrun_main() {
     fd_hygiene();
-    // Rust ignores SIGPIPE; a CLI should die quietly on a closed pipe, and an ignored SIGPIPE
+    // A CLI should die quietly on a closed pipe, and an ignored SIGPIPE (from our caller)
     // would be inherited by the container's process through execve.
     // SAFETY: setting a default signal disposition before any thread exists.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
@@ -43,7 +57,7 @@ fn main() {
             env!("RRUN_COMMIT"),
             spec::OCI_VERSION
         );
-        return;
+        std::process::exit(0);
     }
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
     let code = match commands::dispatch(&cli) {

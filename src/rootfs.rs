@@ -410,9 +410,12 @@ pub fn prepare_root(s: &Setup) -> Result<OwnedFd> {
     sys_mount(None, "/", None, prop | MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("make / {prop:?} (rootfsPropagation): {e}"))?;
     let r = s.rootfs.to_string_lossy();
-    // pivot_root refuses a shared parent: make the mount holding the rootfs private (the
-    // requested propagation is applied to the new / after the pivot).
-    if let Some(parent) = mount_point_of(&r) {
+    // pivot_root refuses a shared parent: with a shared propagation, make the mount holding
+    // the rootfs private (the requested propagation is applied to the new / after the pivot).
+    // Any other propagation already left no mount shared, and mountinfo is not read.
+    if prop.contains(MsFlags::MS_SHARED)
+        && let Some(parent) = mount_point_of(&r)
+    {
         sys_mount(None, &parent, None, MsFlags::MS_PRIVATE, None)
             .map_err(|e| anyhow!("make the rootfs's parent mount {parent} private: {e}"))?;
     }

@@ -29,13 +29,21 @@ pub fn listen_fds(pid_in_container: Option<i32>) -> (u32, Vec<String>) {
     )
 }
 
+/// The user name of our uid from /etc/passwd, as runc looks it up (no NSS modules, no nscd
+/// sockets), or the uid as a number.
 fn owner() -> String {
-    let uid = nix::unistd::geteuid();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .unwrap_or_else(|| uid.to_string())
+    let uid = nix::unistd::geteuid().as_raw();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd_name(&passwd, uid).unwrap_or_else(|| uid.to_string())
+}
+
+fn passwd_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?.parse::<u32>().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 /// Create the container. With `want_master` (foreground `run` without a console socket) the
@@ -150,4 +158,15 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     drop(console);
     ours.map(|s| crate::console::recv_fd(s.as_raw_fd()))
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwd_name_by_uid() {
+        let p = "root:x:0:0:root:/root:/bin/bash\n# comment\nbad line\nalice:x:1000:1000::/home/a:/bin/sh\n";
+        assert_eq!(super::passwd_name(p, 0).as_deref(), Some("root"));
+        assert_eq!(super::passwd_name(p, 1000).as_deref(), Some("alice"));
+        assert_eq!(super::passwd_name(p, 7), None);
+    }
 }
