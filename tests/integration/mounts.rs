@@ -183,3 +183,28 @@ fn masked_and_readonly_paths() {
     assert_eq!(out.lines(), vec!["0", "rc=1", "ro"], "{out}");
     assert!(out.stderr.contains("Read-only file system"), "{out}");
 }
+
+/// linux.rootfsPropagation: a shared / when asked (it needs the mount holding the rootfs made
+/// private first, as pivot_root refuses a shared parent), none otherwise (the rootfs bind is
+/// private before the pivot, so "slave" has no master left, as with runc). runc 1.1.5 fails
+/// the "shared" half: its / stays private whatever rootfsPropagation says.
+#[test]
+fn rootfs_propagation_modes() {
+    let env = test_env!();
+    for (mode, want_shared) in [("shared", true), ("slave", false), ("private", false)] {
+        let out = env.sh_ok(
+            "grep -E '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo",
+            |s| {
+                set(s, "/linux/rootfsPropagation", json!(mode));
+            },
+        );
+        let line = out.stdout.lines().next().unwrap_or_default().to_string();
+        assert!(!line.is_empty(), "{mode}: no / line in mountinfo:\n{out}");
+        assert_eq!(
+            line.contains(" shared:"),
+            want_shared,
+            "{mode}: / is {line:?}"
+        );
+    }
+    env.assert_clean();
+}
