@@ -12,6 +12,7 @@
 #   lifecycle  BIN ROOT BUNDLE ID          create; start; wait until exited; delete  (timed)
 #   par-run    BIN ROOT BPFX IDPFX N       N x "run -d" concurrently, wait for all    (timed)
 #   par-clean  BIN ROOT IDPFX N [P]        delete --force IDPFX1..N, P at a time
+#   par-prepare BIN ROOT IDPFX N [P]       par-clean, then 0.5 s for the kernel's deferred teardown
 #   many-run   BIN ROOT BPFX IDPFX N [P]   N x "run -d", P at a time (setup, untimed)
 #   start-wait BIN ROOT BUNDLE ID          clean; create; start (sleep container, setup)
 #
@@ -106,10 +107,14 @@ case $action in
     fail=0
     for p in "${pids[@]}"; do wait "$p" || fail=$((fail + 1)); done
     [ "$fail" -eq 0 ] || die "$fail of $N run -d failed" ;;
-  par-clean)
+  par-clean|par-prepare)
     IDPFX=${1:?id prefix} N=${2:?n} P=${3:-4}
     seq 1 "$N" | xargs -P "$P" -I{} "$BIN" --root "$ROOT" delete --force "$IDPFX{}" \
-      >/dev/null 2>&1 || true ;;
+      >/dev/null 2>&1 || true
+    # Before a timed batch: let the kernel finish tearing down the deleted containers
+    # (network namespaces and cgroups go away in workqueues), so that work is not timed.
+    [ "$action" = par-prepare ] && sleep 0.5
+    true ;;
   many-run)
     BPFX=${1:?bundle prefix} IDPFX=${2:?id prefix} N=${3:?n} P=${4:-4}
     seq 1 "$N" | xargs -P "$P" -I{} "$BIN" --root "$ROOT" run -d -b "$BPFX{}" "$IDPFX{}" \

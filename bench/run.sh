@@ -488,7 +488,7 @@ if want par; then
   for rt in "${ACTIVE[@]}"; do
     b=${BINPATH[$rt]}
     mkbundles sleep "$rt" p "$PAR_N"
-    hf par "$rt" "$PAR_RUNS" 1 "$(q "$HELPER" par-clean "$b" "$(S "$rt")" bench-p "$PAR_N")" \
+    hf par "$rt" "$PAR_RUNS" 1 "$(q "$HELPER" par-prepare "$b" "$(S "$rt")" bench-p "$PAR_N")" \
       "$(q "$HELPER" par-clean "$b" "$(S "$rt")" bench-p "$PAR_N")" \
       "$(q "$HELPER" par-run "$b" "$(S "$rt")" "$TMP/b/$rt-p" bench-p "$PAR_N")"
   done
