@@ -103,7 +103,20 @@ fn lock_dir(dir: &Path) -> Result<Flock<File>> {
 
 impl Container {
     /// Create `<root>/<id>` exclusively and lock it. Fails with AlreadyExists if the id is taken.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn create(root: &Path, id: &str, saved: Saved) -> Result<Container> {
+        let c = Self::claim(root, id, saved)?;
+        if let Err(e) = c.save() {
+            let _ = std::fs::remove_dir_all(&c.dir);
+            return Err(e);
+        }
+        Ok(c)
+    }
+
+    /// Like `create`, without writing state.json yet: `create` writes it once the cgroup
+    /// exists. A create that dies before that leaves a dir without state.json, which `list`
+    /// skips and `delete --force` removes.
+    pub fn claim(root: &Path, id: &str, saved: Saved) -> Result<Container> {
         validate_id(id)?;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -127,16 +140,11 @@ impl Container {
                 return Err(e);
             }
         };
-        let c = Container {
+        Ok(Container {
             dir,
             _lock: lock,
             saved,
-        };
-        if let Err(e) = c.save() {
-            let _ = std::fs::remove_dir_all(&c.dir);
-            return Err(e);
-        }
-        Ok(c)
+        })
     }
 
     /// Open and lock an existing container. NotFound ("does not exist") if there is none.

@@ -84,7 +84,7 @@ pub fn create(
         cgroup: None,
         hooks: plan.hooks.clone(),
     };
-    let mut c = Container::create(root, id, saved)?;
+    let mut c = Container::claim(root, id, saved)?;
     match setup(&mut c, &plan, o) {
         Ok(master) => Ok((c, master)),
         Err(e) => {
@@ -113,13 +113,14 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     let mut cg = {
         let _t = crate::logging::phase("cgroup");
         let mut cg = Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?;
-        // Saved before the dirs exist, so a crash is cleaned up by delete.
+        // Known to the cleanup path (in memory) before the dirs exist.
         c.saved.cgroup = Some(cg.clone());
         let r = cg.create(plan.resources.as_ref(), &plan.devices);
         c.saved.cgroup = Some(cg.clone());
         r?;
         cg
     };
+    // The first state.json: status "creating", with the cgroup dirs a crash would leave.
     c.save()?;
     let (n, extra_env) = listen_fds(None);
     let err_path = c.dir.join(crate::state::INIT_ERR);

@@ -96,7 +96,25 @@ impl Channel {
     /// The next message, or None when the other side closed the channel.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
         use std::os::fd::FromRawFd;
-        let mut buf = vec![0u8; 1 << 16];
+        // The message's size first (a peek with MSG_TRUNC gives the whole length): a buffer of
+        // exactly that, not 64 KiB zeroed in a freshly forked process for a few bytes.
+        let len = loop {
+            // SAFETY: a zero-length receive into no buffer; only the length comes back.
+            let r = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_PEEK | libc::MSG_TRUNC,
+                )
+            };
+            match nix::errno::Errno::result(r) {
+                Ok(n) => break n as usize,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(anyhow!("receive on the init channel: {e}")),
+            }
+        };
+        let mut buf = vec![0u8; len.max(1)];
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
             let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
