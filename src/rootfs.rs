@@ -430,7 +430,7 @@ pub fn prepare_root(s: &Setup) -> Result<OwnedFd> {
 
 /// The mount point under which `path` lives (the longest one that is a prefix of it).
 fn mount_point_of(path: &str) -> Option<String> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mi = crate::util::read_proc("/proc/self/mountinfo").ok()?;
     mi.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(|m| m.replace("\\040", " "))

@@ -100,6 +100,29 @@ pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
     }
 }
 
+/// A whole /proc text file (mountinfo, cgroup) with big reads until one returns 0: each
+/// read of a seq_file takes its locks again (mountinfo: the global namespace_sem that every
+/// mount waits on) and std's `read_to_string` would read it 32, 32, 64, 128... bytes at a time.
+pub fn read_proc(path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 16384];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// A small file (a /proc or cgroup file of one line) in one read: open, read, close. std's
 /// `read_to_string` adds a statx and grows its buffer 32 bytes at a time on /proc files,
 /// which `list` would pay per container. None if it cannot be read or does not fit.
@@ -157,6 +180,8 @@ mod tests {
         }
         let e = read_into(&dir.join("missing"), &mut buf).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        let mi = read_proc("/proc/self/mountinfo").unwrap();
+        assert_eq!(mi, std::fs::read_to_string("/proc/self/mountinfo").unwrap());
         let mut small = [0u8; 16];
         assert!(read_small("/proc/self/stat", &mut [0u8; 1024]).is_some());
         assert_eq!(

@@ -212,8 +212,8 @@ impl Cgroup {
     pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
         let mode = detect();
         let mountinfo =
-            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-        let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+            crate::util::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        let own = crate::util::read_proc("/proc/self/cgroup").context("read /proc/self/cgroup")?;
         Self::plan_from(mode, &mountinfo, &own, cgroups_path, id)
     }
 
