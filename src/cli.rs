@@ -440,28 +440,31 @@ fn fast_parse(args: &[std::ffi::OsString]) -> Option<Cli> {
 mod tests {
     use super::*;
 
+    /// containerd-shim-runc-v2's create.
+    const CONTAINERD_CREATE: &[&str] = &[
+        "--root",
+        "/r",
+        "--log",
+        "/l.json",
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        "/b",
+        "--pid-file",
+        "/p",
+        "--console-socket",
+        "/s",
+        "abc",
+    ];
+
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("rrun").chain(args.iter().copied())).unwrap()
     }
 
     #[test]
     fn containerd_create_argv() {
-        let c = parse(&[
-            "--root",
-            "/r",
-            "--log",
-            "/l.json",
-            "--log-format",
-            "json",
-            "create",
-            "--bundle",
-            "/b",
-            "--pid-file",
-            "/p",
-            "--console-socket",
-            "/s",
-            "abc",
-        ]);
+        let c = parse(CONTAINERD_CREATE);
         assert_eq!(c.root.as_deref(), Some(std::path::Path::new("/r")));
         assert_eq!(c.log_format, Format::Json);
         match c.cmd {
@@ -533,22 +536,7 @@ mod tests {
             &["ls", "-q"],
             &["list", "--format", "json"],
             &["--root", "/r", "list", "-f", "table", "--quiet"],
-            &[
-                "--root",
-                "/r",
-                "--log",
-                "/l.json",
-                "--log-format",
-                "json",
-                "create",
-                "--bundle",
-                "/b",
-                "--pid-file",
-                "/p",
-                "--console-socket",
-                "/s",
-                "abc",
-            ],
+            CONTAINERD_CREATE,
             &["create", "abc"],
             &[
                 "create",

@@ -540,22 +540,7 @@ fn proc_cgroups(pid: i32) -> Vec<(String, String)> {
 fn init_and_exec_join_every_hierarchy() {
     let env = test_env!();
     start_sleeper(&env, |_| {});
-    let pid_file = env.dir.join("exec.pid");
-    env.rt_to_files(&[
-        "exec",
-        "--detach",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &env.id,
-        "sleep",
-        "1000",
-    ])
-    .ok();
-    let exec_pid: i32 = fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let exec_pid = env.exec_detached(&["sleep", "1000"]);
     let hierarchies = cgroup_mountpoints().len();
     for pid in [env.init_pid(), exec_pid] {
         let cgs = proc_cgroups(pid);

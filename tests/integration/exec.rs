@@ -120,23 +120,8 @@ fn exec_exit_status_propagates() {
 fn exec_detach_pid_file() {
     let env = test_env!();
     start_container(&env, None, |_| {});
-    let pid_file = env.dir.join("exec.pid");
-    let out = env.rt_to_files(&[
-        "exec",
-        "--detach",
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        &env.id,
-        "sleep",
-        "1000",
-    ]);
-    out.ok();
-    let text = fs::read_to_string(&pid_file).expect("pid file written");
-    let pid: i32 = text
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("pid file {text:?}: {e}"));
-    assert!(pid > 0 && pid != env.init_pid(), "pid file {text:?}");
+    let pid = env.exec_detached(&["sleep", "1000"]);
+    assert_ne!(pid, env.init_pid(), "the pid file names init");
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     assert_eq!(
         cmdline, b"sleep\x001000\x00",

@@ -1149,6 +1149,27 @@ impl TestEnv {
     /// `rt` with stdout and stderr going to files instead of pipes: for
     /// commands that leave a process holding their stdio (`exec --detach`),
     /// which would keep a pipe open.
+    /// `exec --detach --pid-file F <id> ARGS...`: the pid from the pid file.
+    pub fn exec_detached(&self, args: &[&str]) -> i32 {
+        let pid_file = self.dir.join("exec.pid");
+        let mut argv = vec![
+            "exec",
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &self.id,
+        ];
+        argv.extend_from_slice(args);
+        self.rt_to_files(&argv).ok();
+        let text = fs::read_to_string(&pid_file).expect("pid file written");
+        let pid: i32 = text
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("pid file {text:?}: {e}"));
+        assert!(pid > 0, "pid file {text:?}");
+        pid
+    }
+
     pub fn rt_to_files(&self, args: &[&str]) -> Out {
         let n = FILE_SEQ.fetch_add(1, Ordering::SeqCst);
         let out_path = self.dir.join(format!("cmd{n}.out"));
