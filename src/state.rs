@@ -102,20 +102,9 @@ fn lock_dir(dir: &Path) -> Result<Flock<File>> {
 }
 
 impl Container {
-    /// Create `<root>/<id>` exclusively and lock it. Fails with AlreadyExists if the id is taken.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn create(root: &Path, id: &str, saved: Saved) -> Result<Container> {
-        let c = Self::claim(root, id, saved)?;
-        if let Err(e) = c.save() {
-            let _ = std::fs::remove_dir_all(&c.dir);
-            return Err(e);
-        }
-        Ok(c)
-    }
-
-    /// Like `create`, without writing state.json yet: `create` writes it once the cgroup
-    /// exists. A create that dies before that leaves a dir without state.json, which `list`
-    /// skips and `delete --force` removes.
+    /// Create `<root>/<id>` exclusively and lock it; AlreadyExists if the id is taken. No
+    /// state.json yet: `create` writes it once the cgroup exists. A create that dies before
+    /// that leaves a dir without state.json, which `list` skips and `delete --force` removes.
     pub fn claim(root: &Path, id: &str, saved: Saved) -> Result<Container> {
         validate_id(id)?;
         std::fs::DirBuilder::new()
@@ -439,9 +428,11 @@ mod tests {
     #[test]
     fn create_is_exclusive_and_locked() {
         let root = std::env::temp_dir().join(format!("rrun-state-test-{}", std::process::id()));
-        let c = Container::create(&root, "x", saved()).unwrap();
-        let e = Container::create(&root, "x", saved()).err().unwrap();
+        let c = Container::claim(&root, "x", saved()).unwrap();
+        let e = Container::claim(&root, "x", saved()).err().unwrap();
         assert_eq!(error::kind_of(&e), Some(error::Kind::AlreadyExists));
+        assert!(!c.dir.join(STATE_FILE).exists(), "claim writes no state yet");
+        c.save().unwrap();
         assert!(c.dir.join(STATE_FILE).exists());
         // A recycled or dead pid is stopped; pid 0 is never alive.
         assert_eq!(c.status(), Status::Stopped);
@@ -460,7 +451,8 @@ mod tests {
         let mut s = saved();
         s.pid = std::process::id() as i32;
         s.start_time = crate::util::proc_stat(s.pid).unwrap().1;
-        let c = Container::create(&root, "y", s).unwrap();
+        let c = Container::claim(&root, "y", s).unwrap();
+        c.save().unwrap();
         assert_eq!(c.status(), Status::Running);
         std::fs::write(c.fifo(), b"").unwrap();
         assert_eq!(c.status(), Status::Created);
