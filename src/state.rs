@@ -431,7 +431,10 @@ mod tests {
         let c = Container::claim(&root, "x", saved()).unwrap();
         let e = Container::claim(&root, "x", saved()).err().unwrap();
         assert_eq!(error::kind_of(&e), Some(error::Kind::AlreadyExists));
-        assert!(!c.dir.join(STATE_FILE).exists(), "claim writes no state yet");
+        assert!(
+            !c.dir.join(STATE_FILE).exists(),
+            "claim writes no state yet"
+        );
         c.save().unwrap();
         assert!(c.dir.join(STATE_FILE).exists());
         // A recycled or dead pid is stopped; pid 0 is never alive.
