@@ -191,23 +191,9 @@ impl Drop for RawMode {
 /// Copy stdin -> master and master -> stdout until the pty closes; SIGWINCH resizes; other
 /// signals go to `pid`. Returns the wait status code of `pid` (128+N when killed by N).
 pub fn proxy_and_wait(master: OwnedFd, pid: i32) -> Result<i32> {
-    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signal::Signal;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGWINCH,
-        Signal::SIGCHLD,
-    ] {
-        set.add(s);
-    }
-    set.thread_block()
-        .map_err(|e| anyhow!("block signals: {e}"))?;
+    let set = crate::process::block_forwarded_signals()?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| anyhow!("signalfd: {e}"))?;
     let _raw = RawMode::enter(0);

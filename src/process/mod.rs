@@ -230,10 +230,10 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
     })
 }
 
-/// Wait for `pid`, forwarding the usual signals to it; 128+N when killed by signal N.
-pub fn wait_forwarding(pid: i32) -> Result<i32> {
-    use nix::sys::signal::SigSet;
-    let mut set = SigSet::empty();
+/// Block the signals a foreground `run`/`exec` forwards to the container (and SIGCHLD, which
+/// ends its wait); the set, for sigwait or a signalfd.
+pub fn block_forwarded_signals() -> Result<nix::sys::signal::SigSet> {
+    let mut set = nix::sys::signal::SigSet::empty();
     for s in [
         Signal::SIGINT,
         Signal::SIGTERM,
@@ -248,6 +248,12 @@ pub fn wait_forwarding(pid: i32) -> Result<i32> {
     }
     set.thread_block()
         .map_err(|e| anyhow!("block signals: {e}"))?;
+    Ok(set)
+}
+
+/// Wait for `pid`, forwarding the usual signals to it; 128+N when killed by signal N.
+pub fn wait_forwarding(pid: i32) -> Result<i32> {
+    let set = block_forwarded_signals()?;
     loop {
         match waitpid(
             Pid::from_raw(pid),

@@ -214,15 +214,33 @@ pub fn wait_child(child: &mut std::process::Child, what: &str, timeout: Duration
 /// Runs `cmd` with stdin from /dev/null and stdout/stderr captured, with a
 /// timeout.
 pub fn run_cmd(cmd: &mut Command, timeout: Duration) -> Out {
+    run_cmd_with(cmd, None, timeout)
+}
+
+/// `run_cmd` with `input` (if any) written to the command's stdin (then closed).
+fn run_cmd_with(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Out {
     let what = describe(cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
     let out_rx = drain(child.stdout.take());
     let err_rx = drain(child.stderr.take());
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        let input = input.to_vec();
+        // A writer thread: a command that does not read its stdin must not
+        // block the test.
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&input);
+        });
+    }
     let status = wait_child(&mut child, &what, timeout);
     // A process left behind by the command could keep the pipes open; do not
     // hang on it (the leftover check reports such processes).
@@ -1078,34 +1096,7 @@ static FILE_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// Like `run_cmd`, with `input` written to the command's stdin (then closed).
 pub fn run_cmd_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Out {
-    let what = describe(cmd);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
-    let out_rx = drain(child.stdout.take());
-    let err_rx = drain(child.stderr.take());
-    if let Some(mut stdin) = child.stdin.take() {
-        let input = input.to_vec();
-        // A writer thread: a command that does not read its stdin must not
-        // block the test.
-        thread::spawn(move || {
-            use std::io::Write;
-            let _ = stdin.write_all(&input);
-        });
-    }
-    let status = wait_child(&mut child, &what, timeout);
-    let grace = Duration::from_secs(10);
-    let stdout = out_rx.recv_timeout(grace).unwrap_or_default();
-    let stderr = err_rx.recv_timeout(grace).unwrap_or_default();
-    Out {
-        what,
-        status,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
+    run_cmd_with(cmd, Some(input), timeout)
 }
 
 /// Reaps `pid` once it has exited, if it is (or becomes, by reparenting to
