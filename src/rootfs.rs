@@ -231,7 +231,33 @@ pub fn open_in_root(root: &OwnedFd, path: &str, flags: i32, extra: u64) -> nix::
 /// mkdir -p inside the rootfs; returns an O_PATH fd of the directory. A dangling symlink on the
 /// way is followed the way the kernel would inside the rootfs: its target is created there.
 pub fn mkdir_all(root: &OwnedFd, path: &str, mode: u32) -> Result<OwnedFd> {
-    let mut path = clean(path);
+    let path = clean(path);
+    match open_in_root(root, &path, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::ENOENT) => mkdir_missing(root, path, mode),
+        Err(e) => Err(anyhow!("open {path:?} in the rootfs: {e}")),
+    }
+}
+
+/// mkdir -p of a clean `path` just found missing. Usually only its last component is: then the
+/// parent is opened once and the new directory made and opened relative to it; anything else
+/// (missing parents, a dangling symlink, a race) takes the component walk.
+fn mkdir_missing(root: &OwnedFd, mut path: String, mode: u32) -> Result<OwnedFd> {
+    if let Some((parent, name)) = path.rsplit_once('/')
+        && !name.is_empty()
+        && let Ok(dir) = open_in_root(root, parent, libc::O_PATH | libc::O_DIRECTORY, 0)
+        && nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(mode))
+            .is_ok()
+        && let Ok(fd) = sys::openat2(
+            dir.as_raw_fd(),
+            name,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+            RESOLVE_NO_SYMLINKS,
+        )
+    {
+        return Ok(fd);
+    }
     for _ in 0..40 {
         match mkdir_walk(root, &path, mode)? {
             Walk::Done(fd) => return Ok(fd),
@@ -386,8 +412,149 @@ fn remount_bind(root: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
     remount_fd(&fd, path, flags)
 }
 
+/// The MOUNT_ATTR_* (set, clear) that change a mount the way a bind remount with `flags` (plus
+/// the mount's own nosuid/nodev/noexec/atime flags, see `locked_flags`) does: read-only and
+/// nosymfollow follow `flags`, the other flags are only ever added, atime changes only if
+/// `flags` names an atime mode. Flags that are not per-mount are ignored, as MS_REMOUNT|MS_BIND
+/// ignores them.
+fn mount_attrs(flags: MsFlags) -> (u64, u64) {
+    let mut set = 0;
+    let mut clear = 0;
+    let nosymfollow = MsFlags::from_bits_retain(0x100);
+    const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+    for (f, a) in [
+        (MsFlags::MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
+        (nosymfollow, MOUNT_ATTR_NOSYMFOLLOW),
+    ] {
+        if flags.contains(f) {
+            set |= a;
+        } else {
+            clear |= a;
+        }
+    }
+    for (f, a) in [
+        (MsFlags::MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, sys::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+        (MsFlags::MS_NODIRATIME, sys::MOUNT_ATTR_NODIRATIME),
+    ] {
+        if flags.contains(f) {
+            set |= a;
+        }
+    }
+    let atime = if flags.contains(MsFlags::MS_NOATIME) {
+        Some(sys::MOUNT_ATTR_NOATIME)
+    } else if flags.contains(MsFlags::MS_STRICTATIME) {
+        Some(sys::MOUNT_ATTR_STRICTATIME)
+    } else if flags.contains(MsFlags::MS_RELATIME) {
+        Some(sys::MOUNT_ATTR_RELATIME)
+    } else {
+        None
+    };
+    if let Some(a) = atime {
+        set |= a;
+        clear |= sys::MOUNT_ATTR_ATIME;
+    }
+    (set, clear)
+}
+
+/// Errors after which the new mount API is not used and mount(2) does the work (and gives the
+/// error, if there is one): a kernel without the call, or a change it refuses where mount(2)
+/// may still succeed (flags it cannot express, locked flags in a user namespace).
+fn new_api_declined(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::ENOSYS | Errno::EINVAL | Errno::EPERM | Errno::EOPNOTSUPP
+    )
+}
+
+/// What a bind mount binds: an O_PATH fd (of this mount namespace), or a host path.
+#[derive(Clone, Copy)]
+enum BindSrc<'a> {
+    Fd(&'a OwnedFd),
+    Path(&'a str),
+}
+
+/// Bind `src` onto `target`, then give the new mount `flags` (a bind remount's), the target
+/// reached through its fd: the new mount API first (no path walks), mount(2) on /proc/self/fd
+/// paths if it declines. `reopen` gives a handle on whatever is mounted at the target now (for
+/// mount(2)'s remount).
+fn bind_fd(
+    src: BindSrc,
+    target: &OwnedFd,
+    recursive: bool,
+    flags: Option<MsFlags>,
+    reopen: &dyn Fn() -> nix::Result<OwnedFd>,
+) -> std::result::Result<(), BindError> {
+    let tree = match src {
+        BindSrc::Fd(fd) => sys::open_tree_clone(fd.as_raw_fd(), "", recursive),
+        BindSrc::Path(p) => sys::open_tree_clone(libc::AT_FDCWD, p, recursive),
+    };
+    let tree = tree.and_then(|tree| {
+        if let Some(f) = flags {
+            let (set, clear) = mount_attrs(f);
+            sys::mount_setattr(&tree, set, clear)?;
+        }
+        Ok(tree)
+    });
+    match tree {
+        // Nothing is attached until move_mount: a refusal before it leaves no trace.
+        Ok(tree) => return sys::move_mount_onto(&tree, target).map_err(BindError::Bind),
+        Err(e) if new_api_declined(e) => {}
+        Err(e) => return Err(BindError::Bind(e)),
+    }
+    let rec = if recursive {
+        MsFlags::MS_REC
+    } else {
+        MsFlags::empty()
+    };
+    let source = match src {
+        BindSrc::Fd(fd) => fd_path(fd),
+        BindSrc::Path(p) => p.to_string(),
+    };
+    sys_mount(
+        Some(&source),
+        &fd_path(target),
+        None,
+        MsFlags::MS_BIND | rec,
+        None,
+    )
+    .map_err(BindError::Bind)?;
+    if let Some(f) = flags {
+        let top = reopen().map_err(BindError::Reopen)?;
+        let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | f | locked_flags(&top);
+        sys_mount(None, &fd_path(&top), None, all - MsFlags::MS_REC, None)
+            .map_err(|e| BindError::Remount(f, e))?;
+    }
+    Ok(())
+}
+
+/// Which step of `bind_fd` failed.
+#[derive(Debug)]
+enum BindError {
+    Bind(Errno),
+    Reopen(Errno),
+    Remount(MsFlags, Errno),
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindError::Bind(e) => write!(f, "bind: {e}"),
+            BindError::Reopen(e) => write!(f, "reopen after bind: {e}"),
+            BindError::Remount(fl, e) => write!(f, "remount with {fl:?}: {e}"),
+        }
+    }
+}
+
 /// Remount the bind mount `fd` is the root of (`path` for messages).
 fn remount_fd(fd: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
+    let (set, clear) = mount_attrs(flags);
+    match sys::mount_setattr(fd, set, clear) {
+        Ok(()) => return Ok(()),
+        Err(e) if new_api_declined(e) => {}
+        Err(e) => bail!("remount {path:?} with {flags:?}: {e}"),
+    }
     let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(fd);
     sys_mount(None, &fd_path(fd), None, all - MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
@@ -461,19 +628,15 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         } else {
             ensure_file(root, &m.dest)?
         };
-        let rec = m.flags & MsFlags::MS_REC;
-        sys_mount(
-            Some(&fd_path(&src)),
-            &fd_path(&target),
-            None,
-            MsFlags::MS_BIND | rec,
-            None,
-        )
-        .map_err(|e| anyhow!("bind {}: {e}", m.source))?;
         let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
-        if !rest.is_empty() {
-            remount_bind(root, &m.dest, rest)?;
-        }
+        bind_fd(
+            BindSrc::Fd(&src),
+            &target,
+            m.flags.contains(MsFlags::MS_REC),
+            (!rest.is_empty()).then_some(rest),
+            &|| open_in_root(root, &m.dest, libc::O_PATH, 0),
+        )
+        .map_err(|e| anyhow!("{} onto {:?}: {e}", m.source, m.dest))?;
     } else {
         // Kernel filesystems never go onto a symlink: a /proc that is a link is refused.
         let strict = matches!(m.typ.as_str(), "proc" | "sysfs");
@@ -483,9 +646,14 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 existed = false;
-                mkdir_all(root, &m.dest, 0o755)?;
-                open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, extra)
-                    .map_err(|e| anyhow!("open {:?}: {e}", m.dest))?
+                let fd = mkdir_missing(root, m.dest.clone(), 0o755)?;
+                if strict {
+                    // Reached again with no symlink anywhere on the way.
+                    open_in_root(root, &m.dest, libc::O_PATH | libc::O_DIRECTORY, extra)
+                        .map_err(|e| anyhow!("open {:?}: {e}", m.dest))?
+                } else {
+                    fd
+                }
             }
             Err(Errno::ELOOP) => bail!(
                 "{:?} is a symlink: refusing to mount {} there",
@@ -727,24 +895,17 @@ fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
             )
             .map_err(|e| anyhow!("mount cgroup {}: {e}", h.name))?;
         } else {
-            sys_mount(
-                Some(&h.dir.to_string_lossy()),
-                &fd_path(&t),
-                None,
-                MsFlags::MS_BIND,
-                None,
-            )
-            .map_err(|e| anyhow!("bind {}: {e}", h.dir.display()))?;
-            remount_fd(
-                &open_entry(&h.name)?,
-                &dest,
-                flags
-                    | if ro {
-                        MsFlags::MS_RDONLY
-                    } else {
-                        MsFlags::empty()
-                    },
-            )?;
+            let f = flags
+                | if ro {
+                    MsFlags::MS_RDONLY
+                } else {
+                    MsFlags::empty()
+                };
+            let src = h.dir.to_string_lossy();
+            bind_fd(BindSrc::Path(&src), &t, false, Some(f), &|| {
+                open_entry(&h.name).map_err(|_| Errno::ENOENT)
+            })
+            .map_err(|e| anyhow!("{} onto {dest:?}: {e}", h.dir.display()))?;
         }
         // "cpu,cpuacct" mounted together: also reachable as cpu and cpuacct.
         if h.name.contains(',') {
@@ -754,7 +915,7 @@ fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         }
     }
     if ro {
-        remount_bind(root, &m.dest, flags | MsFlags::MS_RDONLY)?;
+        remount_fd(&cg_root, &m.dest, flags | MsFlags::MS_RDONLY)?;
     }
     Ok(())
 }
@@ -882,13 +1043,13 @@ fn make_device(root: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
         dev,
     )
     .map_err(|e| anyhow!("mknod {}: {e}", d.path))?;
-    let fd = open_in_root(root, &d.path, libc::O_PATH, RESOLVE_NO_SYMLINKS)?;
+    // The node just made, by name in its directory, never through a link.
     nix::unistd::fchownat(
-        Some(fd.as_raw_fd()),
-        "",
+        Some(dir.as_raw_fd()),
+        name.as_str(),
         Some(nix::unistd::Uid::from_raw(d.uid)),
         Some(nix::unistd::Gid::from_raw(d.gid)),
-        nix::fcntl::AtFlags::AT_EMPTY_PATH,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(|e| anyhow!("chown {}: {e}", d.path))?;
     Ok(())
@@ -970,13 +1131,9 @@ pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
                 null = Some(verified_dev_null(root)?);
             }
             let n = null.as_ref().expect("set above");
-            sys_mount(
-                Some(&fd_path(n)),
-                &fd_path(&fd),
-                None,
-                MsFlags::MS_BIND,
-                None,
-            )
+            bind_fd(BindSrc::Fd(n), &fd, false, None, &|| Err(Errno::ENOENT)).map_err(|e| match e {
+                BindError::Bind(e) | BindError::Reopen(e) | BindError::Remount(_, e) => e,
+            })
         };
         r.map_err(|e| anyhow!("linux.maskedPaths[{i}] {p:?}: mount: {e}"))?;
     }
@@ -991,29 +1148,18 @@ pub fn readonly_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
             Err(Errno::ENOENT) => continue,
             Err(e) => bail!("linux.readonlyPaths[{i}] {p:?}: open: {e}"),
         };
-        sys_mount(
-            Some(&fd_path(&fd)),
-            &fd_path(&fd),
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None,
-        )
-        .map_err(|e| anyhow!("linux.readonlyPaths[{i}] {p:?}: bind: {e}"))?;
-        remount_bind(
-            root,
-            p,
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        )
-        .with_context(|| format!("linux.readonlyPaths[{i}]"))?;
+        let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        bind_fd(BindSrc::Fd(&fd), &fd, true, Some(ro), &|| {
+            open_in_root(root, p, libc::O_PATH, 0)
+        })
+        .map_err(|e| anyhow!("linux.readonlyPaths[{i}] {p:?}: {e}"))?;
     }
     Ok(())
 }
 
 /// root.readonly: remount the rootfs bind read-only.
 pub fn readonly_root(root: &OwnedFd) -> Result<()> {
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(root);
-    sys_mount(None, &fd_path(root), None, flags, None)
-        .map_err(|e| anyhow!("remount the rootfs read-only (root.readonly): {e}"))
+    remount_fd(root, "/", MsFlags::MS_RDONLY).context("root.readonly")
 }
 
 /// pivot_root into the rootfs and detach the old root; or MS_MOVE + chroot with --no-pivot.
@@ -1094,6 +1240,34 @@ mod tests {
     fn rw_clears_ro() {
         let m = mp(r#"{"destination":"/t","type":"tmpfs","options":["ro","rw"]}"#).unwrap();
         assert!(!m.flags.contains(MsFlags::MS_RDONLY));
+    }
+
+    #[test]
+    fn bind_remount_flags_as_mount_attrs() {
+        use sys::*;
+        // ro,nosuid,nodev,noexec,relatime (a cgroup or readonlyPaths bind).
+        let f = MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC
+            | MsFlags::MS_RELATIME;
+        let (set, clear) = mount_attrs(f);
+        assert_eq!(
+            set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
+        );
+        assert_eq!(clear, MOUNT_ATTR_ATIME | 0x0020_0000);
+        // No atime named: the mount's own is kept; no ro: a read-only bind becomes writable,
+        // as a bind remount without MS_RDONLY makes it.
+        let (set, clear) = mount_attrs(MsFlags::MS_NOSUID);
+        assert_eq!(set, MOUNT_ATTR_NOSUID);
+        assert_eq!(clear, MOUNT_ATTR_RDONLY | 0x0020_0000);
+        let (set, clear) = mount_attrs(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME);
+        assert_eq!(set & MOUNT_ATTR_ATIME, MOUNT_ATTR_NOATIME);
+        assert_eq!(clear & MOUNT_ATTR_ATIME, MOUNT_ATTR_ATIME);
+        // Superblock flags are not per-mount: a bind remount ignores them, and so does this.
+        let (set, _) = mount_attrs(MsFlags::MS_SYNCHRONOUS | MsFlags::MS_DIRSYNC);
+        assert_eq!(set, 0);
     }
 
     #[test]

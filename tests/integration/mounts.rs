@@ -208,3 +208,107 @@ fn rootfs_propagation_modes() {
     }
     env.assert_clean();
 }
+
+/// Makes open_tree, move_mount and mount_setattr fail with ENOSYS in the process about to
+/// exec (and everything it starts), as on a kernel older than the new mount API.
+fn without_new_mount_api(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const SYS_OPEN_TREE: u32 = 428;
+    const SYS_MOVE_MOUNT: u32 = 429;
+    const SYS_MOUNT_SETATTR: u32 = 442;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    let filter = [
+        stmt(ld, 4), // seccomp_data.arch
+        jeq(AUDIT_ARCH_X86_64, 0, 4),
+        stmt(ld, 0), // seccomp_data.nr
+        jeq(SYS_OPEN_TREE, 3, 0),
+        jeq(SYS_MOVE_MOUNT, 2, 0),
+        jeq(SYS_MOUNT_SETATTR, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ];
+    // SAFETY: only async-signal-safe prctl calls between fork and exec; the program outlives
+    // the call (the kernel copies it).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Bind mounts go through open_tree/mount_setattr/move_mount where the kernel has them and
+/// through mount(2) where it does not: both give the same mounts (read-only binds, read-only
+/// and masked paths, the read-only per-controller cgroup binds).
+#[test]
+fn binds_without_the_new_mount_api() {
+    let env = test_env!();
+    let ro = env.host_dir("ro-src");
+    fs::write(ro.join("hello"), "from host\n").unwrap();
+    let masked = ["/proc/timer_list", "/proc/sched_debug", "/proc/keys"]
+        .into_iter()
+        .find(|p| fs::read(p).is_ok_and(|b| !b.is_empty()))
+        .expect("no maskable /proc file on this host");
+    let script = format!(
+        "cat /mnt/hello; touch /mnt/new 2>/dev/null; echo bind=$?; \
+         echo x > /proc/sys/kernel/domainname 2>/dev/null; echo procsys=$?; \
+         wc -c < {masked}; \
+         mkdir /sys/fs/cgroup/memory/x 2>/dev/null; echo cgroup=$?; \
+         echo hi > /probe; cat /probe"
+    );
+    let mut results = Vec::new();
+    for old_kernel in [false, true] {
+        let mut spec = env.spec();
+        set_args(&mut spec, &["sh", "-c", &script]);
+        set(&mut spec, "/root/readonly", json!(false));
+        set(
+            &mut spec,
+            "/root/path",
+            json!(env.copy_rootfs().to_str().unwrap()),
+        );
+        add_mount(&mut spec, bind_mount(&ro, "/mnt", &["rbind", "ro"]));
+        env.write_bundle(&spec);
+        env.track_id(&env.id);
+        let bundle = env.bundle.to_str().unwrap().to_string();
+        let mut cmd = env.command(&["run", "--bundle", &bundle, &env.id]);
+        if old_kernel {
+            without_new_mount_api(&mut cmd);
+        }
+        let out = run_cmd(&mut cmd, std::time::Duration::from_secs(60));
+        out.ok();
+        results.push(out.lines());
+    }
+    assert_eq!(
+        results[0],
+        vec!["from host", "bind=1", "procsys=1", "0", "cgroup=1", "hi"],
+        "with the new mount API"
+    );
+    assert_eq!(results[0], results[1], "mount(2) fallback differs");
+    assert!(!ro.join("new").exists(), "write went through a ro bind");
+}
