@@ -22,7 +22,7 @@ NOTES = {
     "kill": "`kill ID KILL` of a running `sleep` container (prepare: create+start)",
     "delete": "`delete ID` of a stopped container (prepare: create+start+wait for exit)",
     "exec": "`exec ID /bin/true` into a running `sleep` container",
-    "par": "whole batch of N concurrent `run -d` of `sleep` containers, each its own cgroup (prepare: delete all, then 0.5 s so the kernel's deferred teardown of the deleted namespaces and cgroups is not timed)",
+    "par": "whole batch of N concurrent `run -d` of `sleep` containers, each its own cgroup (prepare: delete all, then 0.5 s so the kernel's deferred teardown of the deleted namespaces and cgroups is not timed); the runs are taken in rounds with the runtimes interleaved, so a slow spell of the host falls on all of them",
 }
 
 

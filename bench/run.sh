@@ -12,7 +12,9 @@
 #   SCENARIOS="run lifecycle ..."     subset of: run lifecycle create start state
 #                                     kill delete exec par many rss size
 #   RUNS=40 WARMUP=3                  hyperfine runs for the single-op scenarios
-#   PAR_N=50 PAR_RUNS=10              parallel batch size / runs
+#   PAR_N=50 PAR_RUNS=20              parallel batch size / runs
+#   PAR_ROUNDS=10                     the parallel runs are split into rounds, the
+#                                     runtimes interleaved round by round
 #   MANY_N=1000 MANY_RUNS=20          containers for list/state, runs
 #   MANY_P=4                          concurrency used to create/delete them
 #   RSS_SAMPLES=5                     /usr/bin/time samples per op
@@ -85,14 +87,15 @@ T0=${RRUN_BENCH_T0:-$EPOCHREALTIME}
 
 # --- configuration --------------------------------------------------------
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  : "${RUNS:=5}" "${WARMUP:=1}" "${PAR_N:=10}" "${PAR_RUNS:=2}" "${MANY_N:=100}"
+  : "${RUNS:=5}" "${WARMUP:=1}" "${PAR_N:=10}" "${PAR_RUNS:=2}" "${PAR_ROUNDS:=2}" "${MANY_N:=100}"
   : "${MANY_RUNS:=3}" "${RSS_SAMPLES:=2}"
   : "${RESULTS:=$HERE/out/results.md}" "${CHART:=$HERE/out/latency.png}"
 fi
 RUNS=${RUNS:-40}
 WARMUP=${WARMUP:-3}
 PAR_N=${PAR_N:-50}
-PAR_RUNS=${PAR_RUNS:-10}
+PAR_RUNS=${PAR_RUNS:-20}
+PAR_ROUNDS=${PAR_ROUNDS:-10}
 MANY_N=${MANY_N:-1000}
 MANY_RUNS=${MANY_RUNS:-20}
 MANY_P=${MANY_P:-4}
@@ -335,15 +338,19 @@ scenario() { # key label short-label
 }
 
 # hf SCN RT RUNS WARMUP PREPARE CLEANUP CMD  (PREPARE/CLEANUP/CMD already quoted; "" = none)
+# With HF_PART=name the export is one part of the scenario (merge combines the parts).
+declare -A HF_FAILED=()
 hf() {
   local scn=$1 rt=$2 runs=$3 warm=$4 prep=$5 clean=$6 cmd=$7 args
-  args=(-N --runs "$runs" --warmup "$warm" --export-json "$OUT/raw/$scn.$rt.json" -n "$rt")
+  local json=$OUT/raw/$scn.$rt${HF_PART:+.$HF_PART}.json
+  args=(-N --runs "$runs" --warmup "$warm" --export-json "$json" -n "$rt")
   [ -n "$prep" ] && args+=(--prepare "$prep")
   [ -n "$clean" ] && args+=(--cleanup "$clean")
   local hrc=0
   timeout --foreground -k 10 "$HF_TIMEOUT" hyperfine "${args[@]}" "$cmd" || hrc=$?
   [ "$hrc" = 0 ] && return 0
-  rm -f "$OUT/raw/$scn.$rt.json"
+  rm -f "$json"
+  HF_FAILED[$scn.$rt]=1
   if [ "$hrc" = 124 ] || [ "$hrc" = 137 ]; then
     warn "TIMEOUT: scenario $scn, runtime $rt took over ${HF_TIMEOUT}s; hyperfine killed"
     printf '%s\t%s\ttimeout\n' "$scn" "$rt" >>"$OUT/failures.tsv"
@@ -365,10 +372,20 @@ hf() {
   [ -z "$clean" ] || eval "$clean" </dev/null >/dev/null 2>&1 || true
   return 0
 }
-merge() { # scn: combine per-runtime exports into out/<scn>.json
-  local f=() rt
+merge() { # scn: combine per-runtime exports (and their parts) into out/<scn>.json
+  local f=() parts rt
   for rt in "${ACTIVE[@]}"; do
     [ -f "$OUT/raw/$1.$rt.json" ] && f+=("$OUT/raw/$1.$rt.json")
+    parts=("$OUT/raw/$1.$rt".*.json)
+    [ -f "${parts[0]}" ] || continue
+    # One result of all the parts' times, its statistics computed again.
+    jq -s '[.[].results[0]] as $r | [$r[].times[]] as $t | ($t | length) as $n
+      | ($t | add / $n) as $m | ($t | sort) as $s
+      | {results: [{command: $r[0].command, times: $t, mean: $m, min: $s[0], max: $s[-1],
+          median: (if $n % 2 == 1 then $s[($n - 1) / 2] else ($s[$n / 2 - 1] + $s[$n / 2]) / 2 end),
+          stddev: (if $n > 1 then ([$t[] | (. - $m) * (. - $m)] | add / ($n - 1) | sqrt) else 0 end)}]}' \
+      "${parts[@]}" >"$OUT/raw/$1.$rt.json"
+    f+=("$OUT/raw/$1.$rt.json")
   done
   [ ${#f[@]} -gt 0 ] && jq -s '{results: [.[].results[]]}' "${f[@]}" >"$OUT/$1.json"
   return 0
@@ -485,12 +502,20 @@ fi
 
 if want par; then
   scenario par "${PAR_N}x run -d in parallel (sleep)" "${PAR_N}x run -d"
-  for rt in "${ACTIVE[@]}"; do
-    b=${BINPATH[$rt]}
-    mkbundles sleep "$rt" p "$PAR_N"
-    hf par "$rt" "$PAR_RUNS" 1 "$(q "$HELPER" par-prepare "$b" "$(S "$rt")" bench-p "$PAR_N")" \
-      "$(q "$HELPER" par-clean "$b" "$(S "$rt")" bench-p "$PAR_N")" \
-      "$(q "$HELPER" par-run "$b" "$(S "$rt")" "$TMP/b/$rt-p" bench-p "$PAR_N")"
+  for rt in "${ACTIVE[@]}"; do mkbundles sleep "$rt" p "$PAR_N"; done
+  # Rounds with the runtimes interleaved: this host's speed drifts over minutes, and a slow
+  # spell then falls on every runtime alike instead of on whichever ran then.
+  rounds=$(( PAR_ROUNDS < 1 ? 1 : (PAR_ROUNDS > PAR_RUNS ? PAR_RUNS : PAR_ROUNDS) ))
+  for ((r = 1; r <= rounds; r++)); do
+    for rt in "${ACTIVE[@]}"; do
+      [ -z "${HF_FAILED[par.$rt]:-}" ] || continue
+      b=${BINPATH[$rt]}
+      # Runs of this round: PAR_RUNS spread over the rounds, the first ones taking the rest.
+      n=$(( PAR_RUNS / rounds + (r <= PAR_RUNS % rounds ? 1 : 0) ))
+      HF_PART=r$r hf par "$rt" "$n" 1 "$(q "$HELPER" par-prepare "$b" "$(S "$rt")" bench-p "$PAR_N")" \
+        "$(q "$HELPER" par-clean "$b" "$(S "$rt")" bench-p "$PAR_N")" \
+        "$(q "$HELPER" par-run "$b" "$(S "$rt")" "$TMP/b/$rt-p" bench-p "$PAR_N")"
+    done
   done
   merge par
 fi
@@ -575,7 +600,7 @@ fi
   printf 'os\t%s\n' "$(. /etc/os-release && echo "$PRETTY_NAME")"
   printf 'cgroups\t%s\n' "$CGMODE"
   printf 'hyperfine\t%s\n' "$(hyperfine --version)"
-  printf 'runs\t%s\n' "RUNS=$RUNS WARMUP=$WARMUP PAR_N=$PAR_N PAR_RUNS=$PAR_RUNS MANY_N=$MANY_N MANY_RUNS=$MANY_RUNS MANY_P=$MANY_P RSS_SAMPLES=$RSS_SAMPLES"
+  printf 'runs\t%s\n' "RUNS=$RUNS WARMUP=$WARMUP PAR_N=$PAR_N PAR_RUNS=$PAR_RUNS PAR_ROUNDS=$PAR_ROUNDS MANY_N=$MANY_N MANY_RUNS=$MANY_RUNS MANY_P=$MANY_P RSS_SAMPLES=$RSS_SAMPLES"
   printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
   printf 'elapsed\t%s\n' "$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b-a}')"
   printf 'load\t%s\n' "start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
