@@ -372,7 +372,8 @@ impl Cgroup {
             let mut cur_fd: std::os::fd::OwnedFd = std::fs::File::open(&cur)
                 .map_err(|e| open_err(&cur, e))?
                 .into();
-            for comp in rel.components() {
+            let n = rel.components().count();
+            for (k, comp) in rel.components().enumerate() {
                 let parent = cur.clone();
                 let parent_fd = cur_fd;
                 cur.push(comp);
@@ -380,21 +381,34 @@ impl Cgroup {
                 if self.mode == Mode::V2 {
                     enable_controllers(&parent_fd, &parent)?;
                 }
-                let c = std::ffi::CString::new(name.as_bytes())?;
-                // SAFETY: a valid C string and a directory fd we hold.
-                let r = unsafe {
-                    libc::mkdirat(
-                        std::os::fd::AsRawFd::as_raw_fd(&parent_fd),
-                        c.as_ptr(),
-                        0o755,
-                    )
+                // A parent dir (shared by many containers) usually exists: look it up, which
+                // takes no lock that concurrent creates' mkdirs in it hold. The container's
+                // own dir usually does not: make it at once.
+                let existing = if k + 1 < n {
+                    open_dir_at(&parent_fd, &name).ok()
+                } else {
+                    None
                 };
-                match nix::errno::Errno::result(r) {
-                    Ok(_) => self.created.push(cur.clone()),
-                    Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => return Err(anyhow!("create cgroup {}: {e}", cur.display())),
-                }
-                cur_fd = open_dir_at(&parent_fd, &name).map_err(|e| open_err(&cur, e))?;
+                cur_fd = match existing {
+                    Some(fd) => fd,
+                    None => {
+                        let c = std::ffi::CString::new(name.as_bytes())?;
+                        // SAFETY: a valid C string and a directory fd we hold.
+                        let r = unsafe {
+                            libc::mkdirat(
+                                std::os::fd::AsRawFd::as_raw_fd(&parent_fd),
+                                c.as_ptr(),
+                                0o755,
+                            )
+                        };
+                        match nix::errno::Errno::result(r) {
+                            Ok(_) => self.created.push(cur.clone()),
+                            Err(nix::errno::Errno::EEXIST) => {}
+                            Err(e) => return Err(anyhow!("create cgroup {}: {e}", cur.display())),
+                        }
+                        open_dir_at(&parent_fd, &name).map_err(|e| open_err(&cur, e))?
+                    }
+                };
                 // Also for a parent that exists: another create may have made it a moment
                 // ago and not filled it yet.
                 if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
