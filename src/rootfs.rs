@@ -522,9 +522,7 @@ fn bind_fd(
     .map_err(BindError::Bind)?;
     if let Some(f) = flags {
         let top = reopen().map_err(BindError::Reopen)?;
-        let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | f | locked_flags(&top);
-        sys_mount(None, &fd_path(&top), None, all - MsFlags::MS_REC, None)
-            .map_err(|e| BindError::Remount(f, e))?;
+        remount_legacy(&top, f).map_err(|e| BindError::Remount(f, e))?;
     }
     Ok(())
 }
@@ -555,9 +553,13 @@ fn remount_fd(fd: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
         Err(e) if new_api_declined(e) => {}
         Err(e) => bail!("remount {path:?} with {flags:?}: {e}"),
     }
+    remount_legacy(fd, flags).map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
+}
+
+/// mount(2)'s bind remount of the mount `fd` is the root of, keeping its locked flags.
+fn remount_legacy(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
     let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(fd);
     sys_mount(None, &fd_path(fd), None, all - MsFlags::MS_REC, None)
-        .map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
 }
 
 pub struct Setup<'a> {
