@@ -8,6 +8,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -239,16 +240,40 @@ fn freeze_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>
 impl Brief {
     pub fn facts(&self, dir: &Path) -> Facts {
         facts_of(
-            dir,
             self.creating,
             (self.pid, self.start_time),
             (self.creator_pid, self.creator_start_time),
-            || {
-                self.freeze_file
-                    .as_deref()
-                    .is_some_and(crate::cgroups::frozen_by_file)
-            },
+            crate::util::pid_alive,
+            || dir.join(FIFO).exists(),
+            || self.frozen(),
         )
+    }
+
+    /// [`Brief::facts`] for `list`: the container's files are looked up from the open state
+    /// root (`<id>/exec.fifo`) and pids from the open `/proc`.
+    pub fn facts_in(&self, root: BorrowedFd, proc: Option<BorrowedFd>) -> Facts {
+        facts_of(
+            self.creating,
+            (self.pid, self.start_time),
+            (self.creator_pid, self.creator_start_time),
+            |pid, start| crate::util::pid_alive_in(proc, pid, start),
+            || {
+                let rel = format!("{}/{FIFO}", self.id);
+                nix::sys::stat::fstatat(
+                    Some(root.as_raw_fd()),
+                    rel.as_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .is_ok()
+            },
+            || self.frozen(),
+        )
+    }
+
+    fn frozen(&self) -> bool {
+        self.freeze_file
+            .as_deref()
+            .is_some_and(crate::cgroups::frozen_by_file)
     }
 
     /// The OCI state printed by `state` (and a row of `list`), as runc prints it.
@@ -288,10 +313,15 @@ pub struct OciState<'a> {
 }
 
 /// Read the brief state without taking the lock (`state`, `list`: they never wait on a busy id).
-/// `buf` is reused between calls by `list`.
 pub fn read_brief(dir: &Path, id: &str, buf: &mut Vec<u8>) -> Result<Brief> {
+    read_brief_at(libc::AT_FDCWD, dir, id, buf)
+}
+
+/// [`read_brief`] with `dir` relative to the directory `at` (`list`: `<id>` under the open
+/// state root). `buf` is reused between calls by `list`.
+pub fn read_brief_at(at: RawFd, dir: &Path, id: &str, buf: &mut Vec<u8>) -> Result<Brief> {
     let p = dir.join(STATE_FILE);
-    match crate::util::read_into(&p, buf) {
+    match crate::util::read_into_at(at, &p, buf) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(error::not_found(id)),
         Err(e) => return Err(e).with_context(|| format!("read {}", p.display())),
@@ -311,29 +341,34 @@ pub struct Facts {
 
 pub fn facts(dir: &Path, s: &Saved) -> Facts {
     facts_of(
-        dir,
         s.creating,
         (s.pid, s.start_time),
         (s.creator_pid, s.creator_start_time),
+        crate::util::pid_alive,
+        || dir.join(FIFO).exists(),
         || s.cgroup.as_ref().is_some_and(|c| c.is_frozen()),
     )
 }
 
-/// (pid, start time) pairs of init and of the creating rrun.
+/// (pid, start time) pairs of init and of the creating rrun. Only the facts the status table
+/// reads are looked up: no fifo for a dead init, no freezer for a created one (its fifo
+/// decides).
 fn facts_of(
-    dir: &Path,
     creating: bool,
     init: (i32, u64),
     creator: (i32, u64),
+    alive: impl Fn(i32, u64) -> bool,
+    fifo_exists: impl FnOnce() -> bool,
     frozen: impl FnOnce() -> bool,
 ) -> Facts {
-    let init_alive = crate::util::pid_alive(init.0, init.1);
+    let init_alive = alive(init.0, init.1);
+    let fifo_exists = init_alive && fifo_exists();
     Facts {
         creating,
-        creator_alive: creating && crate::util::pid_alive(creator.0, creator.1),
+        creator_alive: creating && alive(creator.0, creator.1),
         init_alive,
-        fifo_exists: init_alive && dir.join(FIFO).exists(),
-        frozen: init_alive && frozen(),
+        fifo_exists,
+        frozen: init_alive && !fifo_exists && frozen(),
     }
 }
 

@@ -66,17 +66,40 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 
 /// Facts about a pid from /proc/<pid>/stat: (state char, start time in clock ticks).
 pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
+    proc_stat_in(None, pid)
+}
+
+/// [`proc_stat`] with `/proc` given as an open directory (`list`: one lookup per pid instead
+/// of a walk from `/`).
+pub fn proc_stat_in(proc: Option<std::os::fd::BorrowedFd>, pid: i32) -> Option<(char, u64)> {
+    use std::os::fd::AsRawFd;
     let mut buf = [0u8; 1024];
-    let n = read_small(&format!("/proc/{pid}/stat"), &mut buf)?;
+    let n = match proc {
+        Some(d) => read_small_at(d.as_raw_fd(), &format!("{pid}/stat"), &mut buf)?,
+        None => read_small(&format!("/proc/{pid}/stat"), &mut buf)?,
+    };
     parse_stat(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// A whole regular file into `buf` (cleared first) with as few syscalls as it takes: open,
 /// reads into the spare capacity until one returns 0 or comes back short (a regular file's
 /// end), close. No statx or lseek for a size hint as `fs::read` does.
-pub fn read_into(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let f = std::fs::File::open(path)?;
+/// `path` is relative to the directory `dir` (or AT_FDCWD).
+pub fn read_into_at(
+    dir: std::os::fd::RawFd,
+    path: &Path,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: a valid C string; the fd is owned by the File below.
+    let fd = unsafe { libc::openat(dir, c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just opened and is ours.
+    let f = unsafe { std::fs::File::from_raw_fd(fd) };
     buf.clear();
     loop {
         if buf.capacity() - buf.len() < 4096 {
@@ -127,10 +150,15 @@ pub fn read_proc(path: &str) -> std::io::Result<String> {
 /// `read_to_string` adds a statx and grows its buffer 32 bytes at a time on /proc files,
 /// which `list` would pay per container. None if it cannot be read or does not fit.
 pub fn read_small(path: &str, buf: &mut [u8]) -> Option<usize> {
+    read_small_at(libc::AT_FDCWD, path, buf)
+}
+
+/// [`read_small`] of a path relative to the directory `dir` (or AT_FDCWD).
+pub fn read_small_at(dir: std::os::fd::RawFd, path: &str, buf: &mut [u8]) -> Option<usize> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let c = std::ffi::CString::new(path).ok()?;
     // SAFETY: a valid C string; the fd is owned below.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe { libc::openat(dir, c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         return None;
     }
@@ -153,10 +181,15 @@ pub fn parse_stat(s: &str) -> Option<(char, u64)> {
 
 /// Is the pid alive as the same process (start time) and not a zombie?
 pub fn pid_alive(pid: i32, start_time: u64) -> bool {
+    pid_alive_in(None, pid, start_time)
+}
+
+/// [`pid_alive`] with `/proc` given as an open directory.
+pub fn pid_alive_in(proc: Option<std::os::fd::BorrowedFd>, pid: i32, start_time: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    match proc_stat(pid) {
+    match proc_stat_in(proc, pid) {
         Some((st, start)) => st != 'Z' && st != 'X' && start == start_time,
         None => false,
     }
@@ -167,7 +200,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn read_into_small_and_large_files() {
+    fn read_into_at_small_and_large_files() {
         let dir = std::env::temp_dir().join(format!("rrun-read-into-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut buf = Vec::new();
@@ -175,10 +208,10 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let p = dir.join(format!("f{len}"));
             std::fs::write(&p, &data).unwrap();
-            read_into(&p, &mut buf).unwrap();
+            read_into_at(libc::AT_FDCWD, &p, &mut buf).unwrap();
             assert_eq!(buf, data, "length {len}");
         }
-        let e = read_into(&dir.join("missing"), &mut buf).unwrap_err();
+        let e = read_into_at(libc::AT_FDCWD, &dir.join("missing"), &mut buf).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
         let mi = read_proc("/proc/self/mountinfo").unwrap();
         assert_eq!(mi, std::fs::read_to_string("/proc/self/mountinfo").unwrap());

@@ -1,32 +1,22 @@
 //! `list`: every container under the root, as runc's table, ids, or JSON.
 //!
 //! With many containers this is the hot path: each state.json is read into a reused buffer
-//! and parsed into a `Brief` (no cgroup tree, no hooks), rows are printed from borrowed
-//! fields, and the whole output goes out in one write.
+//! and parsed into a `Brief` (no cgroup tree, no hooks), files are opened relative to open
+//! directories, long lists are read by a few threads, rows are printed from borrowed fields,
+//! and the whole output goes out in one write.
 
 use crate::cli::ListArgs;
-use crate::state::{Brief, OciState};
+use crate::state::{Brief, OciState, Status};
 use anyhow::{Result, bail};
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 pub fn run(root: &Path, a: &ListArgs) -> Result<()> {
     if !a.quiet && !matches!(a.format.as_str(), "table" | "json") {
         bail!("invalid --format {:?}: table or json", a.format);
     }
-    let mut briefs: Vec<(Brief, crate::state::Status)> = Vec::new();
-    let mut buf = Vec::with_capacity(8192);
-    if let Ok(rd) = std::fs::read_dir(root) {
-        for ent in rd.flatten() {
-            let id = ent.file_name().to_string_lossy().into_owned();
-            let dir = ent.path();
-            let Ok(b) = crate::state::read_brief(&dir, &id, &mut buf) else {
-                continue;
-            };
-            let status = crate::state::derive_status(&b.facts(&dir));
-            briefs.push((b, status));
-        }
-    }
+    let mut briefs = read_all(root);
     briefs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let rows: Vec<OciState> = briefs.iter().map(|(b, s)| b.oci_state(*s)).collect();
     let out = if a.quiet {
@@ -46,6 +36,90 @@ pub fn run(root: &Path, a: &ListArgs) -> Result<()> {
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Every container's brief state and status. Each one costs three opens (state.json,
+/// /proc/<pid>/stat, the freezer) of which the kernel's path walks are most of the time: the
+/// files are looked up from open fds of the state root and /proc, and a long list is split
+/// among threads, one per CPU we may run on (up to 4).
+fn read_all(root: &Path) -> Vec<(Brief, Status)> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let ids: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let dir_fd = |p: &str| -> Option<OwnedFd> {
+        let c = std::ffi::CString::new(p).ok()?;
+        // SAFETY: a valid C string; the fd is owned below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        // SAFETY: fd was just opened and is ours.
+        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let Some(root_fd) = dir_fd(&root.to_string_lossy()) else {
+        return Vec::new();
+    };
+    let proc_fd = dir_fd("/proc");
+    let some = |ids: &[String]| -> Vec<(Brief, Status)> {
+        let mut buf = Vec::with_capacity(8192);
+        ids.iter()
+            .filter_map(|id| {
+                let b =
+                    crate::state::read_brief_at(root_fd.as_raw_fd(), Path::new(id), id, &mut buf)
+                        .ok()?;
+                let f = b.facts_in(root_fd.as_fd(), proc_fd.as_ref().map(|p| p.as_fd()));
+                let status = crate::state::derive_status(&f);
+                Some((b, status))
+            })
+            .collect()
+    };
+    let threads = if ids.len() >= PER_THREAD_MIN * 2 {
+        cpus().clamp(1, 4).min(ids.len() / PER_THREAD_MIN)
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return some(&ids);
+    }
+    let chunk = ids.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = ids
+            .chunks(chunk)
+            .skip(1)
+            .map(|part| s.spawn(move || some(part)))
+            .collect();
+        let mut all = some(&ids[..chunk]);
+        for h in handles {
+            // A worker only reads files; should one panic, its containers are missing from
+            // the list rather than the whole list failing.
+            all.extend(h.join().unwrap_or_default());
+        }
+        all
+    })
+}
+
+/// Containers a thread of `list` is worth starting for (a thread costs about as much as
+/// reading a few dozen containers).
+const PER_THREAD_MIN: usize = 64;
+
+/// CPUs this process may run on (its affinity mask). Not `available_parallelism`, which also
+/// reads the cgroup's CPU quota through /proc/self/mountinfo.
+fn cpus() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the kernel fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is ourselves; size and pointer describe `set`.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return 1;
+    }
+    // SAFETY: `set` was filled by the kernel.
+    (unsafe { libc::CPU_COUNT(&set) }).max(1) as usize
 }
 
 /// runc's tabwriter layout: minimum cell width 12, padding 3.
@@ -87,6 +161,43 @@ fn table(rows: &[OciState]) -> String {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+
+    /// Enough containers for the threaded path: every one is listed once, with the status
+    /// its facts give (our own pid and start time: running; an exec.fifo too: created; no
+    /// live pid: stopped), and a dir without state.json (a create that died) is skipped.
+    #[test]
+    fn read_all_threads_see_every_container() {
+        let root = std::env::temp_dir().join(format!("rrun-list-{}", std::process::id()));
+        let me = std::process::id() as i32;
+        let start = crate::util::proc_stat(me).unwrap().1;
+        let n = PER_THREAD_MIN * 4 + 3;
+        for i in 0..n {
+            let id = format!("c{i:04}");
+            let dir = root.join(&id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let (pid, start_time) = if i % 3 == 0 { (0, 0) } else { (me, start) };
+            let state = serde_json::json!({
+                "ociVersion": "1.2.0", "id": id, "creating": false, "pid": pid,
+                "startTime": start_time, "creatorPid": me, "creatorStartTime": start,
+                "bundle": "/b", "rootfs": "/b/rootfs", "created": "2026-01-01T00:00:00Z",
+                "owner": "root",
+            });
+            std::fs::write(dir.join("state.json"), state.to_string()).unwrap();
+            if i % 3 == 2 {
+                std::fs::write(dir.join(crate::state::FIFO), "").unwrap();
+            }
+        }
+        std::fs::create_dir_all(root.join("half-made")).unwrap();
+        let mut all = read_all(&root);
+        std::fs::remove_dir_all(&root).unwrap();
+        all.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        assert_eq!(all.len(), n);
+        for (i, (b, status)) in all.iter().enumerate() {
+            assert_eq!(b.id, format!("c{i:04}"));
+            let want = [Status::Stopped, Status::Running, Status::Created][i % 3];
+            assert_eq!(*status, want, "{}", b.id);
+        }
+    }
 
     #[test]
     fn table_layout_like_runc() {
