@@ -128,6 +128,20 @@ impl NsPlan {
         }
     }
 
+    /// Namespaces of `clone_flags` that init can as well unshare itself right after the
+    /// clone (network, mount, IPC, UTS), so that making them overlaps the parent's work. Not
+    /// with a user namespace: the clone makes it first and owns the others through it.
+    pub fn deferrable(&self, clone_flags: CloneFlags) -> CloneFlags {
+        if self.owns(CloneFlags::CLONE_NEWUSER) {
+            return CloneFlags::empty();
+        }
+        clone_flags
+            & (CloneFlags::CLONE_NEWNET
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWUTS)
+    }
+
     /// Does init need an extra fork to really be inside its namespaces?
     pub fn needs_fork(&self, clone_flags: CloneFlags, time_offsets: bool) -> bool {
         let pid_later = self.new.contains(CloneFlags::CLONE_NEWPID)
@@ -192,6 +206,25 @@ mod tests {
         assert!(now.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER));
         assert_eq!(later, CloneFlags::CLONE_NEWCGROUP);
         assert!(!p.needs_fork(now, false));
+    }
+
+    #[test]
+    fn net_mount_ipc_uts_deferrable_without_a_user_namespace() {
+        use CloneFlags as F;
+        let p = ns(
+            r#"[{"type":"pid"},{"type":"network"},{"type":"mount"},{"type":"ipc"},{"type":"uts"},{"type":"cgroup"}]"#,
+        );
+        let (now, _) = p.split(false);
+        let moved = p.deferrable(now);
+        assert_eq!(
+            moved,
+            F::CLONE_NEWNET | F::CLONE_NEWNS | F::CLONE_NEWIPC | F::CLONE_NEWUTS
+        );
+        // pid 1 must be born in its pid namespace: that stays with the clone.
+        assert!((now - moved).contains(F::CLONE_NEWPID));
+        assert!(!p.needs_fork(now - moved, false));
+        let with_user = ns(r#"[{"type":"pid"},{"type":"network"},{"type":"user"}]"#);
+        assert_eq!(with_user.deferrable(with_user.split(false).0), F::empty());
     }
 
     #[test]

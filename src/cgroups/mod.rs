@@ -47,7 +47,19 @@ pub struct Cgroup {
     /// of /sys/fs/cgroup/<controller>/<path>, whose every kernfs component takes the
     /// hierarchy's lock that concurrent creates' mkdirs hold for writing.
     #[serde(skip)]
-    dir_fds: Vec<std::sync::Arc<std::os::fd::OwnedFd>>,
+    dir_fds: Vec<Option<std::sync::Arc<std::os::fd::OwnedFd>>>,
+}
+
+/// Which hierarchies a [`Cgroup::create_part`] makes. On v1 and hybrid hosts `create` makes
+/// the cgroup in two parts: before the clone only the cgroup2 dir that CLONE_INTO_CGROUP needs
+/// (hybrid), after it the v1 hierarchies with the limits, while init sets up its namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    All,
+    /// The cgroup2 hierarchy (v2's only one, or hybrid's controller-less one).
+    Unified,
+    /// The v1 hierarchies, and the limits.
+    Legacy,
 }
 
 /// How a new process enters the container's cgroup without the parent moving it. Writing a
@@ -66,9 +78,49 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The `tasks` files as fds to send to init, with their paths.
+    pub fn tasks(&self) -> (Vec<std::os::fd::RawFd>, Vec<PathBuf>) {
+        use std::os::fd::AsRawFd;
+        self.tasks
+            .iter()
+            .map(|(f, p)| (f.as_raw_fd(), p.clone()))
+            .unzip()
+    }
+
+    /// What init received: the `tasks` fds and their paths, in the same order.
+    pub fn from_tasks(fds: Vec<std::os::fd::OwnedFd>, paths: Vec<PathBuf>) -> Result<Entry> {
+        if fds.len() != paths.len() {
+            bail!(
+                "enter cgroup: {} tasks files named but {} fds received",
+                paths.len(),
+                fds.len()
+            );
+        }
+        Ok(Entry {
+            v2_dir: None,
+            tasks: fds
+                .into_iter()
+                .map(std::fs::File::from)
+                .zip(paths)
+                .collect(),
+        })
+    }
+
     /// In the child, before it runs anything else: move this (single-threaded) process into
     /// every v1 hierarchy, then close the handles.
     pub fn enter_self(&self) -> Result<()> {
+        self.write_tasks()?;
+        self.close();
+        Ok(())
+    }
+
+    /// [`Entry::enter_self`] with handles this process owns (received from the parent):
+    /// they close when it is dropped.
+    pub fn enter(self) -> Result<()> {
+        self.write_tasks()
+    }
+
+    fn write_tasks(&self) -> Result<()> {
         use std::os::fd::AsRawFd;
         for (f, p) in &self.tasks {
             // SAFETY: write of a 1-byte buffer to an fd we own.
@@ -76,7 +128,6 @@ impl Entry {
             nix::errno::Errno::result(r)
                 .map_err(|e| anyhow!("enter cgroup: write 0 to {}: {e}", p.display()))?;
         }
-        self.close();
         Ok(())
     }
 
@@ -329,7 +380,7 @@ impl Cgroup {
 
     /// A file of hierarchy `i`'s container dir: through the dir fd `create` holds, else by path.
     fn open_file(&self, i: usize, file: &str, flags: i32) -> std::io::Result<std::fs::File> {
-        match self.dir_fds.get(i) {
+        match self.dir_fds.get(i).and_then(Option::as_ref) {
             Some(fd) => open_at(fd, file, flags),
             None => {
                 use std::os::unix::fs::OpenOptionsExt;
@@ -342,28 +393,40 @@ impl Cgroup {
         }
     }
 
-    /// Create the directories (recording which are new) and apply the limits. On failure,
-    /// whatever was created is removed again.
-    pub fn create(
+    /// Create the directories of the hierarchies of `part` (recording which are new) and,
+    /// unless only the cgroup2 one, apply the limits. On failure the dirs made so far stay in
+    /// `created`, for the caller to destroy once no process is in them.
+    pub fn create_part(
         &mut self,
         resources: Option<&LinuxResources>,
         devices: &[crate::rootfs::DevicePlan],
+        part: Part,
     ) -> Result<()> {
-        let r = self.create_inner(resources, devices);
-        if r.is_err() {
-            let _ = self.destroy();
-        }
-        r
+        self.create_inner(resources, devices, part)
+    }
+
+    /// Whether `create` makes this cgroup in two parts, the v1 one after the clone.
+    pub fn split_create(&self) -> bool {
+        self.mode != Mode::V2
     }
 
     fn create_inner(
         &mut self,
         resources: Option<&LinuxResources>,
         devices: &[crate::rootfs::DevicePlan],
+        part: Part,
     ) -> Result<()> {
-        self.dir_fds.clear();
+        self.dir_fds.resize(self.hierarchies.len(), None);
         for i in 0..self.hierarchies.len() {
             let h = self.hierarchies[i].clone();
+            let wanted = match part {
+                Part::All => true,
+                Part::Unified => h.unified,
+                Part::Legacy => !h.unified,
+            };
+            if !wanted {
+                continue;
+            }
             let rel = h.dir.strip_prefix(&h.mount).unwrap_or(&h.dir).to_path_buf();
             let mut cur = h.mount.clone();
             let open_err = |p: &Path, e: std::io::Error| {
@@ -415,7 +478,10 @@ impl Cgroup {
                     copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur))?;
                 }
             }
-            self.dir_fds.push(std::sync::Arc::new(cur_fd));
+            self.dir_fds[i] = Some(std::sync::Arc::new(cur_fd));
+        }
+        if part == Part::Unified {
+            return Ok(());
         }
         let mut res = resources.cloned().unwrap_or_default();
         add_default_devices(&mut res, devices);
@@ -474,15 +540,19 @@ impl Cgroup {
         }
     }
 
-    /// Handles for a child to enter the container's cgroup by itself: see [`Entry`].
-    pub fn entry(&self) -> Result<Entry> {
+    /// Handles for a child to enter the container's cgroup (the hierarchies of `part`) by
+    /// itself: see [`Entry`].
+    pub fn entry(&self, part: Part) -> Result<Entry> {
         let mut e = Entry {
             v2_dir: None,
             tasks: Vec::new(),
         };
         for (i, h) in self.hierarchies.iter().enumerate() {
+            if (part == Part::Unified && !h.unified) || (part == Part::Legacy && h.unified) {
+                continue;
+            }
             if h.unified {
-                let f = match self.dir_fds.get(i) {
+                let f = match self.dir_fds.get(i).and_then(Option::as_ref) {
                     Some(fd) => open_at(fd, ".", libc::O_RDONLY | libc::O_DIRECTORY),
                     None => std::fs::File::open(&h.dir),
                 }

@@ -1,6 +1,6 @@
 //! `create`: plan, state dir, cgroup, clone init, wait until it is ready, save, pid file.
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Part};
 use crate::cli::CreateOpts;
 use crate::process::{self, InitOpts};
 use crate::state::{Container, Saved};
@@ -110,18 +110,25 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     )
     .map_err(|e| anyhow!("open {}: {e}", fifo_path.display()))?;
 
-    let mut cg = {
+    // v1 and hybrid: only hybrid's cgroup2 dir (for CLONE_INTO_CGROUP) before the clone, the
+    // v1 hierarchies and the limits after it, while init makes its namespaces (not with a
+    // user namespace: that path keeps the cgroup first). v2: all of it first.
+    let mut cg = Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?;
+    let late = cg.split_create() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER);
+    let res = plan.resources.as_ref();
+    {
         let _t = crate::logging::phase("cgroup");
-        let mut cg = Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?;
         // Known to the cleanup path (in memory) before the dirs exist.
         c.saved.cgroup = Some(cg.clone());
-        let r = cg.create(plan.resources.as_ref(), &plan.devices);
+        let part = if late { Part::Unified } else { Part::All };
+        let r = cg.create_part(res, &plan.devices, part);
         c.saved.cgroup = Some(cg.clone());
         r?;
-        cg
-    };
-    // The first state.json: status "creating", with the cgroup dirs a crash would leave.
-    c.save()?;
+    }
+    if !late {
+        // The first state.json: status "creating", with the cgroup dirs a crash would leave.
+        c.save()?;
+    }
     let (n, extra_env) = listen_fds(None);
     let err_path = c.dir.join(crate::state::INIT_ERR);
     let err_file = std::fs::File::create(&err_path).map_err(|e| {
@@ -134,18 +141,33 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     // The terminal's master goes to the console socket, or back to us (foreground run).
     let (console, ours) =
         crate::console::endpoints(plan.process.terminal, o.console_socket.as_deref())?;
-    let spawned = process::spawn(&InitOpts {
+    // init mounts the hierarchies as planned: its copy needs none of what `create` adds.
+    let planned = cg.clone();
+    let opts = InitOpts {
         console: console.as_ref().map(|f| f.as_raw_fd()),
         id: &c.saved.id,
         err_file: Some(&err_file),
         plan,
-        cgroup: Some(&cg),
+        cgroup: Some(&planned),
+        cgroup_late: late,
         fifo: Some(&fifo),
         no_pivot: o.no_pivot,
         no_new_keyring: o.no_new_keyring,
         extra_fds: n + o.preserve_fds,
         extra_env,
-    })?;
+    };
+    let pending = process::start(&opts)?;
+    if late {
+        let t = crate::logging::phase("cgroup v1");
+        let r = cg.create_part(res, &plan.devices, Part::Legacy);
+        c.saved.cgroup = Some(cg.clone());
+        r?;
+        pending.send_cgroup(&cg.entry(Part::Legacy)?)?;
+        drop(t);
+        // The first state.json, while init sets up.
+        c.save()?;
+    }
+    let spawned = pending.ready()?;
     drop(fifo);
     cg.created.shrink_to_fit();
     c.saved.pid = spawned.pid;

@@ -14,17 +14,23 @@ pub fn run(root: &Path, a: &RunArgs) -> Result<i32> {
     if a.detach {
         return super::start::start(&c).map(|_| 0);
     }
+    let t = crate::logging::phase("start");
     if let Err(e) = super::start::start(&c) {
         let _ = super::delete::destroy(c);
         return Err(e);
     }
     // Other verbs (kill, pause, ps...) must be able to lock the container while we wait.
     drop(c);
+    drop(t);
+    let t = crate::logging::phase("wait");
     let code = match master {
         Some(m) => crate::console::proxy_and_wait(m, pid),
         None => crate::process::wait_forwarding(pid),
     };
+    drop(t);
+    let t = crate::logging::phase("delete");
     finish(root, &a.id, a.keep);
+    drop(t);
     code
 }
 

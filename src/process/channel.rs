@@ -3,7 +3,8 @@
 //!
 //! | step | from   | message          | meaning                                                   |
 //! |------|--------|------------------|-----------------------------------------------------------|
-//! | 1    | parent | `Go`             | init is in its cgroup; maps written if clone made a userns |
+//! | 1    | parent | `Go`             | maps written if clone made a userns; v2: init is in its cgroup |
+//! | 1a   | parent | `Cgroup{tasks}` + fds | v1: the cgroup, made while init set up its namespaces: its `tasks` files |
 //! | 2    | init   | `NeedMaps`       | init unshared a user namespace: write its id maps          |
 //! | 3    | parent | `MapsWritten`    | done                                                       |
 //! | 4    | init   | `Forked{pid}`    | the real init is this child (pid or time namespace)        |
@@ -21,6 +22,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum ToInit {
     Go,
+    /// The `tasks` files of the container's v1 cgroups (these paths, for errors), attached
+    /// as fds in the same order.
+    Cgroup {
+        tasks: Vec<std::path::PathBuf>,
+    },
     MapsWritten,
     /// The parent ran them; `pid` is init's pid as the host sees it, for the state.
     HooksDone {
@@ -43,10 +49,13 @@ pub enum ToParent {
     },
 }
 
+/// The most fds one message carries (a host has a dozen or so v1 cgroup hierarchies).
+pub const MAX_FDS: usize = 32;
+
 pub struct Channel {
     pub fd: OwnedFd,
-    /// An fd that arrived with the last message.
-    received: std::cell::RefCell<Option<OwnedFd>>,
+    /// The fds that arrived with the last message.
+    received: std::cell::RefCell<Vec<OwnedFd>>,
 }
 
 pub fn pair() -> Result<(Channel, Channel)> {
@@ -74,23 +83,38 @@ impl Channel {
 
     /// Send a message with an fd attached.
     pub fn send_fd<T: Serialize>(&self, m: &T, fd: std::os::fd::RawFd) -> Result<()> {
+        self.send_fds(m, &[fd])
+    }
+
+    /// Send a message with fds attached (at most [`MAX_FDS`]).
+    pub fn send_fds<T: Serialize>(&self, m: &T, fds: &[std::os::fd::RawFd]) -> Result<()> {
+        if fds.len() > MAX_FDS {
+            return Err(anyhow!(
+                "init channel: {} fds in one message (at most {MAX_FDS})",
+                fds.len()
+            ));
+        }
         let data = serde_json::to_vec(m)?;
         let iov = [std::io::IoSlice::new(&data)];
-        let fds = [fd];
         nix::sys::socket::sendmsg::<()>(
             self.fd.as_raw_fd(),
             &iov,
-            &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+            &[nix::sys::socket::ControlMessage::ScmRights(fds)],
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
-        .map_err(|e| anyhow!("send an fd on the init channel: {e}"))?;
+        .map_err(|e| anyhow!("send fds on the init channel: {e}"))?;
         Ok(())
     }
 
-    /// The fd that came with the last message received, if any.
+    /// The first fd that came with the last message received, if any.
     pub fn take_fd(&self) -> Option<OwnedFd> {
-        self.received.borrow_mut().take()
+        self.take_fds().into_iter().next()
+    }
+
+    /// Every fd that came with the last message received, in the order sent.
+    pub fn take_fds(&self) -> Vec<OwnedFd> {
+        std::mem::take(&mut *self.received.borrow_mut())
     }
 
     /// The next message, or None when the other side closed the channel.
@@ -117,22 +141,22 @@ impl Channel {
         let mut buf = vec![0u8; len.max(1)];
         loop {
             let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-            let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-            let (n, fd) = match nix::sys::socket::recvmsg::<()>(
+            let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_FDS]);
+            let (n, fds) = match nix::sys::socket::recvmsg::<()>(
                 self.fd.as_raw_fd(),
                 &mut iov,
                 Some(&mut space),
                 MsgFlags::MSG_CMSG_CLOEXEC,
             ) {
                 Ok(msg) => {
-                    let mut fd = None;
+                    let mut fds = Vec::new();
                     for c in msg.cmsgs().into_iter().flatten() {
-                        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                        if let nix::sys::socket::ControlMessageOwned::ScmRights(got) = c {
                             // SAFETY: the kernel just gave us these fds.
-                            fd = fds.first().map(|f| unsafe { OwnedFd::from_raw_fd(*f) });
+                            fds.extend(got.iter().map(|f| unsafe { OwnedFd::from_raw_fd(*f) }));
                         }
                     }
-                    (msg.bytes, fd)
+                    (msg.bytes, fds)
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(anyhow!("receive on the init channel: {e}")),
@@ -140,7 +164,7 @@ impl Channel {
             if n == 0 {
                 return Ok(None);
             }
-            *self.received.borrow_mut() = fd;
+            *self.received.borrow_mut() = fds;
             return Ok(Some(serde_json::from_slice(&buf[..n])?));
         }
     }
@@ -185,5 +209,50 @@ mod tests {
         assert!(a.expect(ToInit::Go).is_err());
         drop(b);
         assert_eq!(a.recv::<ToInit>().unwrap(), None);
+    }
+
+    #[test]
+    fn several_fds_in_one_message() {
+        use std::io::{Read, Seek, Write};
+        let (a, b) = pair().unwrap();
+        let mut files: Vec<std::fs::File> = (0..12)
+            .map(|i| {
+                let mut f = tempfile_in_tmp(i);
+                write!(f, "file {i}").unwrap();
+                f
+            })
+            .collect();
+        let raw: Vec<_> = files.iter().map(|f| f.as_raw_fd()).collect();
+        let m = ToInit::Cgroup {
+            tasks: (0..12).map(|i| format!("/t{i}").into()).collect(),
+        };
+        a.send_fds(&m, &raw).unwrap();
+        assert_eq!(b.recv::<ToInit>().unwrap(), Some(m));
+        let got = b.take_fds();
+        assert_eq!(got.len(), 12);
+        for (i, fd) in got.into_iter().enumerate() {
+            let mut f = std::fs::File::from(fd);
+            f.rewind().unwrap();
+            let mut s = String::new();
+            f.read_to_string(&mut s).unwrap();
+            assert_eq!(s, format!("file {i}"));
+        }
+        assert!(b.take_fds().is_empty());
+        files.clear();
+        let too_many = vec![raw[0]; MAX_FDS + 1];
+        assert!(a.send_fds(&ToInit::Go, &too_many).is_err());
+    }
+
+    fn tempfile_in_tmp(i: usize) -> std::fs::File {
+        let p = std::env::temp_dir().join(format!("rrun-chan-{}-{i}", std::process::id()));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        std::fs::remove_file(&p).unwrap();
+        f
     }
 }

@@ -63,7 +63,10 @@ pub fn spawn(o: &ExecOpts) -> Result<i32> {
     let flags = differing_namespaces(o.init_pid);
     let (parent, child) = super::channel::pair()?;
     // The child enters the cgroup by itself (born in it on v2): see cgroups::Entry.
-    let entry = o.cgroup.map(Cgroup::entry).transpose()?;
+    let entry = o
+        .cgroup
+        .map(|c| c.entry(crate::cgroups::Part::All))
+        .transpose()?;
     let pid = super::clone3_into(
         CloneFlags::empty(),
         entry.as_ref().and_then(|e| e.v2_dir.as_ref()),

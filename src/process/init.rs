@@ -49,7 +49,8 @@ fn setup(
     let plan = o.plan;
     // Until Ready, init dies with the rrun that creates it.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).context("set the parent-death signal")?;
-    // Into the container's cgroup before anything else.
+    // Into the container's cgroup before anything else (v1 and hybrid: into its cgroup2 dir,
+    // and the v1 hierarchies once the parent has made them, below).
     if let Some(e) = cg_entry {
         e.enter_self()?;
     }
@@ -65,11 +66,23 @@ fn setup(
         chan.expect(ToInit::MapsWritten)?;
         later -= CloneFlags::CLONE_NEWUSER;
     }
+    // With the v1 cgroup still to come, the cgroup namespace waits for it.
+    let mut cgroup_pending = o.cgroup_late && o.cgroup.is_some();
+    let cgroupns = later & CloneFlags::CLONE_NEWCGROUP;
+    if cgroup_pending {
+        later -= CloneFlags::CLONE_NEWCGROUP;
+    }
     if !later.is_empty() {
+        let _t = crate::logging::phase("unshare");
         nix::sched::unshare(later).with_context(|| format!("unshare namespaces {later:?}"))?;
     }
     if let Some(off) = &plan.time_offsets {
         crate::sys::write_file("/proc/self/timens_offsets", off).context("linux.timeOffsets")?;
+    }
+    if fork && cgroup_pending {
+        // The real init is forked into the cgroup.
+        enter_late_cgroup(chan, cgroupns)?;
+        cgroup_pending = false;
     }
     if fork {
         // SAFETY: single-threaded; the child continues with its own copy of everything.
@@ -136,6 +149,11 @@ fn setup(
     };
     let t = crate::logging::phase("mounts");
     let root = rootfs::prepare_root(&s)?;
+    if cgroup_pending {
+        // Before the mounts: they bind the cgroup's dirs, and a device node is made under
+        // the cgroup's device rules.
+        enter_late_cgroup(chan, cgroupns)?;
+    }
     rootfs::do_mounts(&root, &s)?;
     rootfs::setup_dev(&root, &s)?;
     if plan.process.terminal {
@@ -215,7 +233,9 @@ fn setup(
         .map_err(|e| anyhow!("linux.rootfsPropagation on the new /: {e}"))?;
     }
 
+    let t = crate::logging::phase("process");
     let mut prep = prepare_process(&plan.process, &o.extra_env)?;
+    drop(t);
     if let Some(l) = prep.listener.take() {
         chan.send_fd(&ToParent::SeccompListener, l.as_raw_fd())?;
     }
@@ -257,6 +277,22 @@ fn setup(
     eprintln!("rrun: {e:#}");
     // SAFETY: exit without destructors.
     unsafe { libc::_exit(127) }
+}
+
+/// Join the v1 cgroup the parent made after the clone (its `tasks` files arrive as fds), then
+/// unshare the cgroup namespace if the container has a new one.
+fn enter_late_cgroup(chan: &Channel, cgroupns: CloneFlags) -> Result<()> {
+    let _t = crate::logging::phase("wait for the cgroup");
+    let tasks = match chan.recv::<ToInit>()? {
+        Some(ToInit::Cgroup { tasks }) => tasks,
+        Some(other) => bail!("init channel: expected Cgroup, got {other:?}"),
+        None => bail!("init channel: the parent went away while init waited for its cgroup"),
+    };
+    crate::cgroups::Entry::from_tasks(chan.take_fds(), tasks)?.enter()?;
+    if !cgroupns.is_empty() {
+        nix::sched::unshare(cgroupns).context("unshare the cgroup namespace")?;
+    }
+    Ok(())
 }
 
 /// Close every fd from `first` on, except those in `keep`.

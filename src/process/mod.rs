@@ -1,5 +1,5 @@
 //! Spawning container init: clone3 with the namespaces, then the parent half of the protocol
-//! (cgroup, id maps, Go, wait for Ready). The child half is `init.rs`.
+//! (id maps, Go, the v1 cgroup, wait for Ready). The child half is `init.rs`.
 
 pub mod channel;
 pub mod dmz;
@@ -24,6 +24,10 @@ pub struct InitOpts<'a> {
     /// Socket to send the pty master to (process.terminal).
     pub console: Option<std::os::fd::RawFd>,
     pub cgroup: Option<&'a Cgroup>,
+    /// v1 and hybrid: the parent makes the v1 hierarchies after the clone, while init sets up
+    /// its namespaces, and sends their `tasks` files ([`Pending::send_cgroup`]); init joins
+    /// them before its mounts. Otherwise init is in its whole cgroup from the start.
+    pub cgroup_late: bool,
     /// Read end of exec.fifo: init blocks on it until `start`.
     pub fifo: Option<&'a OwnedFd>,
     pub no_pivot: bool,
@@ -127,17 +131,39 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Clone init and drive it until it is Ready (blocked on the exec fifo).
-pub fn spawn(o: &InitOpts) -> Result<Spawned> {
+/// Init, cloned and told to go, on its way to Ready.
+pub struct Pending<'a, 'o> {
+    o: &'o InitOpts<'a>,
+    parent: channel::Channel,
+    guard: ChildGuard,
+    pid: i32,
+    _t: Option<crate::logging::Phase>,
+}
+
+/// Clone init and let it go; [`Pending::ready`] drives it the rest of the way. In between
+/// the caller may make the v1 cgroup and send it ([`InitOpts::cgroup_late`]).
+pub fn start<'a, 'o>(o: &'o InitOpts<'a>) -> Result<Pending<'a, 'o>> {
     let plan = o.plan;
     let ns_files = crate::namespaces::open_joins(&plan.ns)?;
     let offsets = plan.time_offsets.is_some();
-    let (now, later) = plan.ns.split(offsets);
+    let (mut now, mut later) = plan.ns.split(offsets);
     let fork = plan.ns.needs_fork(now, offsets);
+    if o.cgroup_late {
+        // Made by init itself, while the parent makes the cgroup (the network namespace
+        // alone takes about as long as the v1 cgroup).
+        let moved = plan.ns.deferrable(now);
+        now -= moved;
+        later |= moved;
+    }
     let (parent, child) = channel::pair()?;
     let t = crate::logging::phase("clone");
     // The child enters its cgroup by itself (born in it on v2): see cgroups::Entry.
-    let entry = o.cgroup.map(Cgroup::entry).transpose()?;
+    let part = if o.cgroup_late {
+        crate::cgroups::Part::Unified
+    } else {
+        crate::cgroups::Part::All
+    };
+    let entry = o.cgroup.map(|c| c.entry(part)).transpose()?;
     let pid = clone3_into(now, entry.as_ref().and_then(|e| e.v2_dir.as_ref()))?;
     if pid == 0 {
         drop(parent);
@@ -147,7 +173,7 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
     drop(child);
     drop(ns_files);
     drop(entry);
-    let mut guard = ChildGuard {
+    let guard = ChildGuard {
         pids: vec![pid],
         armed: true,
     };
@@ -155,79 +181,113 @@ pub fn spawn(o: &InitOpts) -> Result<Spawned> {
         write_maps(pid, plan)?;
     }
     parent.send(&ToInit::Go)?;
-    let mut init_pid = pid;
-    let _t = crate::logging::phase("init setup");
-    loop {
-        match parent.recv::<ToParent>()? {
-            Some(ToParent::NeedMaps) => {
-                write_maps(pid, plan)?;
-                parent.send(&ToInit::MapsWritten)?;
-            }
-            Some(ToParent::Forked { pid: p }) => {
-                init_pid = p;
-                guard.pids.push(p);
-                // The intermediate process exits once it has forked init.
-                let _ = waitpid(Pid::from_raw(pid), None);
-            }
-            Some(ToParent::RunHooks) => {
-                let hooks = plan.hooks.as_ref();
-                let state = crate::hooks::state_json(
-                    o.id,
-                    "creating",
-                    init_pid,
-                    &plan.bundle,
-                    &plan.annotations,
-                );
-                let _t = crate::logging::phase("createRuntime hooks");
-                #[allow(deprecated)]
-                crate::hooks::run_all(
-                    "prestart",
-                    hooks.and_then(|h| h.prestart().as_ref()),
-                    &state,
-                )?;
-                crate::hooks::run_all(
-                    "createRuntime",
-                    hooks.and_then(|h| h.create_runtime().as_ref()),
-                    &state,
-                )?;
-                parent.send(&ToInit::HooksDone { pid: init_pid })?;
-            }
-            Some(ToParent::SeccompListener) => {
-                let fd = parent
-                    .take_fd()
-                    .ok_or_else(|| anyhow!("init sent no seccomp listener fd"))?;
-                hand_listener(
-                    plan.process.seccomp.as_ref(),
-                    o.id,
-                    "creating",
-                    init_pid,
-                    &plan.bundle,
-                    &plan.annotations,
-                    &fd,
-                )?;
-            }
-            Some(ToParent::Ready) => break,
-            Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
-            None => {
-                let how = match waitpid(Pid::from_raw(init_pid), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
-                    Ok(WaitStatus::Signaled(_, s, _)) => format!("was killed by {s}"),
-                    _ => "closed its channel".into(),
-                };
-                return Err(crate::error::init_failed(format!(
-                    "container init {how} before it was ready"
-                )));
+    Ok(Pending {
+        o,
+        parent,
+        guard,
+        pid,
+        _t: crate::logging::phase("init setup"),
+    })
+}
+
+impl Pending<'_, '_> {
+    /// Send init the `tasks` files of its v1 cgroup (made after the clone).
+    pub fn send_cgroup(&self, e: &crate::cgroups::Entry) -> Result<()> {
+        let (fds, tasks) = e.tasks();
+        let Err(err) = self.parent.send_fds(&ToInit::Cgroup { tasks }, &fds) else {
+            return Ok(());
+        };
+        // init most likely failed first (the send then finds its end closed): its own error
+        // says why. Our end shut for writing, a live init stops waiting and reports too.
+        let _ = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.parent.fd),
+            nix::sys::socket::Shutdown::Write,
+        );
+        while let Ok(Some(m)) = self.parent.recv::<ToParent>() {
+            if let ToParent::Error { msg } = m {
+                return Err(crate::error::init_failed(msg));
             }
         }
+        Err(err)
     }
-    let start_time = crate::util::proc_stat(init_pid)
-        .map(|s| s.1)
-        .ok_or_else(|| anyhow!("container init (pid {init_pid}) died right after setup"))?;
-    guard.armed = false;
-    Ok(Spawned {
-        pid: init_pid,
-        start_time,
-    })
+
+    /// Serve init's requests until it is Ready (blocked on the exec fifo).
+    pub fn ready(mut self) -> Result<Spawned> {
+        let (o, plan, pid) = (self.o, self.o.plan, self.pid);
+        let parent = &self.parent;
+        let mut init_pid = pid;
+        loop {
+            match parent.recv::<ToParent>()? {
+                Some(ToParent::NeedMaps) => {
+                    write_maps(pid, plan)?;
+                    parent.send(&ToInit::MapsWritten)?;
+                }
+                Some(ToParent::Forked { pid: p }) => {
+                    init_pid = p;
+                    self.guard.pids.push(p);
+                    // The intermediate process exits once it has forked init.
+                    let _ = waitpid(Pid::from_raw(pid), None);
+                }
+                Some(ToParent::RunHooks) => {
+                    let hooks = plan.hooks.as_ref();
+                    let state = crate::hooks::state_json(
+                        o.id,
+                        "creating",
+                        init_pid,
+                        &plan.bundle,
+                        &plan.annotations,
+                    );
+                    let _t = crate::logging::phase("createRuntime hooks");
+                    #[allow(deprecated)]
+                    crate::hooks::run_all(
+                        "prestart",
+                        hooks.and_then(|h| h.prestart().as_ref()),
+                        &state,
+                    )?;
+                    crate::hooks::run_all(
+                        "createRuntime",
+                        hooks.and_then(|h| h.create_runtime().as_ref()),
+                        &state,
+                    )?;
+                    parent.send(&ToInit::HooksDone { pid: init_pid })?;
+                }
+                Some(ToParent::SeccompListener) => {
+                    let fd = parent
+                        .take_fd()
+                        .ok_or_else(|| anyhow!("init sent no seccomp listener fd"))?;
+                    hand_listener(
+                        plan.process.seccomp.as_ref(),
+                        o.id,
+                        "creating",
+                        init_pid,
+                        &plan.bundle,
+                        &plan.annotations,
+                        &fd,
+                    )?;
+                }
+                Some(ToParent::Ready) => break,
+                Some(ToParent::Error { msg }) => return Err(crate::error::init_failed(msg)),
+                None => {
+                    let how = match waitpid(Pid::from_raw(init_pid), Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::Exited(_, c)) => format!("exited with status {c}"),
+                        Ok(WaitStatus::Signaled(_, s, _)) => format!("was killed by {s}"),
+                        _ => "closed its channel".into(),
+                    };
+                    return Err(crate::error::init_failed(format!(
+                        "container init {how} before it was ready"
+                    )));
+                }
+            }
+        }
+        let start_time = crate::util::proc_stat(init_pid)
+            .map(|s| s.1)
+            .ok_or_else(|| anyhow!("container init (pid {init_pid}) died right after setup"))?;
+        self.guard.armed = false;
+        Ok(Spawned {
+            pid: init_pid,
+            start_time,
+        })
+    }
 }
 
 /// Block the signals a foreground `run`/`exec` forwards to the container (and SIGCHLD, which

@@ -479,6 +479,28 @@ fn failed_create_leaves_no_cgroup() {
     env.assert_clean();
 }
 
+/// A limit the kernel refuses: on v1 rrun writes the limits after the clone, while init
+/// sets up its namespaces, so the failure must also end that init (waiting for its cgroup)
+/// and leave no cgroup, state or process behind.
+#[test]
+fn refused_limit_fails_create_and_leaves_nothing() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["true"]);
+    set(&mut spec, "/linux/resources/pids", json!({"limit": 10}));
+    // No host has CPU 4095: the kernel refuses the cpuset.
+    set(&mut spec, "/linux/resources/cpu", json!({"cpus": "4095"}));
+    env.write_bundle(&spec);
+    let out = env.create(&env.id);
+    out.failed().stderr_has_any(&["cpuset.cpus"]);
+    let left = cgroup_dirs(&env.cgroups_path());
+    assert!(
+        left.is_empty(),
+        "cgroups left after a failed create: {left:?}\n{out}"
+    );
+    env.assert_clean();
+}
+
 #[test]
 fn delete_removes_all_cgroup_dirs() {
     let env = test_env!();
