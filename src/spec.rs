@@ -62,8 +62,12 @@ pub struct Plan {
     pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
-/// Decode JSON into a typed value, with the JSON path of the first error.
+/// Decode JSON into a typed value, with the JSON path of the first error. The path is tracked
+/// only on a second pass after a failure: valid input (every container) skips its cost.
 pub fn decode<T: serde::de::DeserializeOwned>(what: &str, data: &[u8]) -> Result<T> {
+    if let Ok(v) = serde_json::from_slice(data) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
