@@ -69,6 +69,25 @@ fn namespaces_new_or_inherited_per_config() {
     }
 }
 
+/// A new cgroup namespace is made after init has joined its cgroup (on v1 rrun makes that
+/// cgroup while init sets up, and init unshares the namespace only once it is in it): every
+/// hierarchy then shows the container's cgroup as its root, `/`.
+#[test]
+fn cgroup_namespace_rooted_at_the_container_cgroup() {
+    let env = test_env!();
+    let out = env.sh_ok("cat /proc/self/cgroup", |s| {
+        add_namespace(s, json!({"type": "cgroup"}));
+    });
+    let lines = out.lines();
+    assert!(!lines.is_empty(), "{out}");
+    for l in &lines {
+        assert!(
+            l.ends_with(":/"),
+            "{l:?} is not at the namespace root\n{out}"
+        );
+    }
+}
+
 #[test]
 fn user_namespace_mappings() {
     let env = test_env!();
