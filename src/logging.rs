@@ -20,6 +20,38 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
+/// The `--log` file opened once by a child that changes its mount namespace and root (init,
+/// an exec'd process): its later lines must reach the caller's file, never a path of the same
+/// name inside the container. Close-on-exec; -1 when not pinned.
+static PINNED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Open the `--log` file now (see [`PINNED`]), as an fd numbered `min_fd` or above (clear of
+/// the fds passed on to the container); call before the first namespace change.
+pub fn pin_file(min_fd: i32) {
+    use std::os::fd::AsRawFd;
+    let Some(p) = LOGGER.get().and_then(|l| l.path.as_ref()) else {
+        return;
+    };
+    let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+    else {
+        return;
+    };
+    // SAFETY: duplicating an fd we hold; the new one is ours until execve closes it.
+    let fd = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min_fd) };
+    if fd >= 0 {
+        PINNED.store(fd, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The fd [`pin_file`] opened: to keep open (close-on-exec) while closing the others.
+pub fn pinned_fd() -> Option<std::os::fd::RawFd> {
+    let fd = PINNED.load(std::sync::atomic::Ordering::Relaxed);
+    (fd >= 0).then_some(fd)
+}
+
 pub fn init(path: Option<std::path::PathBuf>, format: Format, debug: bool) {
     let _ = LOGGER.set(Logger {
         path,
@@ -90,7 +122,11 @@ fn log(level: &str, msg: &str) {
     };
     match to_file {
         Some(p) => {
-            if let Ok(mut f) = std::fs::OpenOptions::new()
+            let pinned = PINNED.load(std::sync::atomic::Ordering::Relaxed);
+            if pinned >= 0 {
+                // SAFETY: a write to the fd pin_file opened, which stays open until execve.
+                let _ = unsafe { libc::write(pinned, line.as_ptr().cast(), line.len()) };
+            } else if let Ok(mut f) = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)

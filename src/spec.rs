@@ -110,7 +110,11 @@ pub fn read_spec(bundle: &Path) -> Result<Spec> {
 pub fn load(bundle: &Path) -> Result<Plan> {
     let bundle =
         std::path::absolute(bundle).with_context(|| format!("bundle {}", bundle.display()))?;
-    let spec = read_spec(&bundle)?;
+    let spec = {
+        let _t = crate::logging::phase("parse");
+        read_spec(&bundle)?
+    };
+    let _t = crate::logging::phase("plan");
     plan(&bundle, spec)
 }
 

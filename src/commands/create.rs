@@ -55,10 +55,7 @@ pub fn create(
     want_master: bool,
 ) -> Result<(Container, Option<OwnedFd>)> {
     crate::state::validate_id(id)?;
-    let plan = {
-        let _t = crate::logging::phase("plan");
-        crate::spec::load(&o.bundle)?
-    };
+    let plan = crate::spec::load(&o.bundle)?;
     if plan.process.terminal && o.console_socket.is_none() && !want_master {
         bail!(
             "config.json: process.terminal: a terminal needs --console-socket (or `run` in the foreground); rrun will not allocate a tty it cannot hand over"
@@ -113,11 +110,11 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     // v1 and hybrid: only hybrid's cgroup2 dir (for CLONE_INTO_CGROUP) before the clone, the
     // v1 hierarchies and the limits after it, while init makes its namespaces (not with a
     // user namespace: that path keeps the cgroup first). v2: all of it first.
+    let t = crate::logging::phase("cgroup");
     let mut cg = Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?;
     let late = cg.split_create() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER);
     let res = plan.resources.as_ref();
     {
-        let _t = crate::logging::phase("cgroup");
         // Known to the cleanup path (in memory) before the dirs exist.
         c.saved.cgroup = Some(cg.clone());
         let part = if late { Part::Unified } else { Part::All };
@@ -125,6 +122,7 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
         c.saved.cgroup = Some(cg.clone());
         r?;
     }
+    drop(t);
     if !late {
         // The first state.json: status "creating", with the cgroup dirs a crash would leave.
         c.save()?;

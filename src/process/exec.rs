@@ -197,6 +197,7 @@ fn child_main(
         &prep,
         o.extra_fds,
         &[chan.fd.as_raw_fd()],
+        None,
     ))
 }
 

@@ -47,6 +47,8 @@ fn setup(
     fork: bool,
 ) -> Result<Infallible> {
     let plan = o.plan;
+    // Debug lines after the mount namespace and root change still go to the caller's --log.
+    crate::logging::pin_file(3 + o.extra_fds as i32);
     // Until Ready, init dies with the rrun that creates it.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).context("set the parent-death signal")?;
     // Into the container's cgroup before anything else (v1 and hybrid: into its cgroup2 dir,
@@ -250,6 +252,8 @@ fn setup(
     if let Some(fifo) = o.fifo {
         wait_for_start(fifo)?;
     }
+    // From the start to the execve (startContainer hooks, seccomp, closing fds).
+    let exec_phase = crate::logging::phase("exec");
     // startContainer: in the container, after start, before the user's program.
     let starting = hook_state.replace("\"creating\"", "\"created\"");
     let e = match crate::hooks::run_all(
@@ -265,7 +269,7 @@ fn setup(
                 .into_iter()
                 .chain(o.fifo.map(|f| f.as_raw_fd()))
                 .collect();
-            exec_prepared(&prep, o.extra_fds, &keep)
+            exec_prepared(&prep, o.extra_fds, &keep, exec_phase)
         }
         Err(e) => e,
     };
@@ -427,7 +431,13 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
 
 /// Close every fd but 0-2, the `extra_fds` preserved ones (and `keep`, a close-on-exec
 /// channel that reports a failed execve), reset signals, and execve. Returns only on failure.
-pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::Error {
+/// `phase` (--debug) is reported right before the execve.
+pub fn exec_prepared(
+    prep: &Prepared,
+    extra_fds: u32,
+    keep: &[i32],
+    phase: Option<crate::logging::Phase>,
+) -> anyhow::Error {
     if let Some(f) = &prep.late
         && let Err(e) = f.install()
     {
@@ -441,6 +451,7 @@ pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::E
     // Close everything from `first` on, except the close-on-exec fds in `keep`.
     let mut keep = keep.to_vec();
     keep.push(prep.dmz.as_raw_fd());
+    keep.extend(crate::logging::pinned_fd());
     close_fds_except(first, &keep);
     for sig in [
         libc::SIGTERM,
@@ -453,6 +464,7 @@ pub fn exec_prepared(prep: &Prepared, extra_fds: u32, keep: &[i32]) -> anyhow::E
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+    drop(phase);
     // Through the sealed trampoline: the program never starts from a process whose
     // /proc/self/exe is the host rrun binary (CVE-2019-5736).
     let e = super::dmz::exec(&prep.dmz, &prep.exe, &prep.argv, &prep.envp);

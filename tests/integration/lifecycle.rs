@@ -153,3 +153,71 @@ fn run_killed_from_outside_gives_137() {
     assert!(env.list_quiet().is_empty(), "container left after run");
     env.assert_clean();
 }
+
+/// `--debug` times each phase (issue 7: "how long parse, plan, cgroup, clone, mounts, pivot and
+/// exec each took"), also those init runs after it has changed its mount namespace and root:
+/// their lines reach the caller's `--log`, not a file of that name inside the container.
+/// rrun's own output format, so only checked for rrun.
+#[test]
+fn debug_log_times_every_phase() {
+    let env = test_env!();
+    let version = env.rt(&["--version"]);
+    if !version.stdout.starts_with("rrun") {
+        eprintln!("SKIPPED {}: rrun's --debug phase lines", env.name);
+        return;
+    }
+    let mut spec = env.spec();
+    set_args(&mut spec, &["true"]);
+    env.write_bundle(&spec);
+    env.track_id(&env.id);
+    let log = env.dir.join("debug.log");
+    let bundle = env.bundle.to_str().unwrap().to_string();
+    let log_s = log.to_str().unwrap().to_string();
+    let out = env.rt(&[
+        "--debug",
+        "--log",
+        &log_s,
+        "--log-format",
+        "json",
+        "run",
+        "--bundle",
+        &bundle,
+        &env.id,
+    ]);
+    out.ok();
+    let text = fs::read_to_string(&log).unwrap();
+    let phases: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["msg"].as_str().map(String::from))
+        .filter_map(|m| {
+            let rest = m.strip_prefix("phase ")?;
+            Some(rest.split(" took ").next()?.to_string())
+        })
+        .collect();
+    for want in [
+        "parse",
+        "plan",
+        "cgroup",
+        "clone",
+        "mounts",
+        "pivot",
+        "process",
+        "init setup",
+        "exec",
+        "wait",
+        "delete",
+    ] {
+        assert!(
+            phases.iter().any(|p| p == want),
+            "no phase {want:?} in {phases:?}\n{text}"
+        );
+    }
+    let inside = shared_rootfs().join(log.strip_prefix("/").unwrap());
+    assert!(
+        !inside.exists(),
+        "{} written inside the rootfs",
+        inside.display()
+    );
+    env.assert_clean();
+}
