@@ -50,6 +50,9 @@ pub struct Cgroup {
     dir_fds: Vec<Option<std::sync::Arc<std::os::fd::OwnedFd>>>,
 }
 
+/// Walks of a hierarchy `create` tries when a shared parent vanishes under it.
+const WALK_ATTEMPTS: u32 = 10;
+
 /// Which hierarchies a [`Cgroup::create_part`] makes. On v1 and hybrid hosts `create` makes
 /// the cgroup in two parts: before the clone only the cgroup2 dir that CLONE_INTO_CGROUP needs
 /// (hybrid), after it the v1 hierarchies with the limits, while init sets up its namespaces.
@@ -428,56 +431,78 @@ impl Cgroup {
                 continue;
             }
             let rel = h.dir.strip_prefix(&h.mount).unwrap_or(&h.dir).to_path_buf();
-            let mut cur = h.mount.clone();
             let open_err = |p: &Path, e: std::io::Error| {
                 anyhow!("open cgroup {}: {}", p.display(), crate::sys::io_errno(&e))
             };
-            let mut cur_fd: std::os::fd::OwnedFd = std::fs::File::open(&cur)
-                .map_err(|e| open_err(&cur, e))?
-                .into();
             let n = rel.components().count();
-            for (k, comp) in rel.components().enumerate() {
-                let parent = cur.clone();
-                let parent_fd = cur_fd;
-                cur.push(comp);
-                let name = comp.as_os_str().to_string_lossy();
-                if self.mode == Mode::V2 {
-                    enable_controllers(&parent_fd, &parent)?;
-                }
-                // A parent dir (shared by many containers) usually exists: look it up, which
-                // takes no lock that concurrent creates' mkdirs in it hold. The container's
-                // own dir usually does not: make it at once.
-                let existing = if k + 1 < n {
-                    open_dir_at(&parent_fd, &name).ok()
-                } else {
-                    None
-                };
-                cur_fd = match existing {
-                    Some(fd) => fd,
-                    None => {
-                        let c = std::ffi::CString::new(name.as_bytes())?;
-                        // SAFETY: a valid C string and a directory fd we hold.
-                        let r = unsafe {
-                            libc::mkdirat(
-                                std::os::fd::AsRawFd::as_raw_fd(&parent_fd),
-                                c.as_ptr(),
-                                0o755,
-                            )
-                        };
-                        match nix::errno::Errno::result(r) {
-                            Ok(_) => self.created.push(cur.clone()),
-                            Err(nix::errno::Errno::EEXIST) => {}
-                            Err(e) => return Err(anyhow!("create cgroup {}: {e}", cur.display())),
-                        }
-                        open_dir_at(&parent_fd, &name).map_err(|e| open_err(&cur, e))?
+            // A shared parent looked up here can be removed by the delete of the container
+            // that made it before our dir is in it (then ENOENT): walk again, making it anew.
+            let mut attempt = 0;
+            let cur_fd = 'walk: loop {
+                attempt += 1;
+                let retry = attempt < WALK_ATTEMPTS;
+                let mut cur = h.mount.clone();
+                let mut cur_fd: std::os::fd::OwnedFd = std::fs::File::open(&cur)
+                    .map_err(|e| open_err(&cur, e))?
+                    .into();
+                for (k, comp) in rel.components().enumerate() {
+                    let parent = cur.clone();
+                    let parent_fd = cur_fd;
+                    cur.push(comp);
+                    let name = comp.as_os_str().to_string_lossy();
+                    if self.mode == Mode::V2 {
+                        enable_controllers(&parent_fd, &parent)?;
                     }
-                };
-                // Also for a parent that exists: another create may have made it a moment
-                // ago and not filled it yet.
-                if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
-                    copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur))?;
+                    // A parent dir (shared by many containers) usually exists: look it up, which
+                    // takes no lock that concurrent creates' mkdirs in it hold. The container's
+                    // own dir usually does not: make it at once.
+                    let existing = if k + 1 < n {
+                        open_dir_at(&parent_fd, &name).ok()
+                    } else {
+                        None
+                    };
+                    cur_fd = match existing {
+                        Some(fd) => fd,
+                        None => {
+                            let c = std::ffi::CString::new(name.as_bytes())?;
+                            // SAFETY: a valid C string and a directory fd we hold.
+                            let r = unsafe {
+                                libc::mkdirat(
+                                    std::os::fd::AsRawFd::as_raw_fd(&parent_fd),
+                                    c.as_ptr(),
+                                    0o755,
+                                )
+                            };
+                            match nix::errno::Errno::result(r) {
+                                Ok(_) => self.created.push(cur.clone()),
+                                Err(nix::errno::Errno::EEXIST) => {}
+                                Err(nix::errno::Errno::ENOENT) if retry => continue 'walk,
+                                Err(e) => {
+                                    return Err(anyhow!("create cgroup {}: {e}", cur.display()));
+                                }
+                            }
+                            match open_dir_at(&parent_fd, &name) {
+                                Ok(fd) => fd,
+                                Err(e) if retry && e.raw_os_error() == Some(libc::ENOENT) => {
+                                    continue 'walk;
+                                }
+                                Err(e) => return Err(open_err(&cur, e)),
+                            }
+                        }
+                    };
+                    // Also for a parent that exists: another create may have made it a moment
+                    // ago and not filled it yet.
+                    if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
+                        let r = copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur));
+                        // A shared parent being removed refuses it: walk again.
+                        if r.is_err() && retry && k + 1 < n {
+                            continue 'walk;
+                        }
+                        r?;
+                    }
                 }
-            }
+                break cur_fd;
+            };
             self.dir_fds[i] = Some(std::sync::Arc::new(cur_fd));
         }
         if part == Part::Unified {
