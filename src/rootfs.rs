@@ -965,11 +965,11 @@ pub fn setup_dev(root: &OwnedFd, s: &Setup) -> Result<()> {
             uid: 0,
             gid: 0,
         };
-        res = res.and_then(|_| make_device(root, &d, s.userns));
+        res = res.and_then(|_| make_device(root, &dev, &d, s.userns));
     }
     for d in s.devices {
         res = res.and_then(|_| {
-            make_device(root, d, s.userns)
+            make_device(root, &dev, d, s.userns)
                 .with_context(|| format!("linux.devices[{}] {:?}", d.index, d.path))
         });
     }
@@ -992,18 +992,26 @@ pub fn setup_dev(root: &OwnedFd, s: &Setup) -> Result<()> {
             Err(e) => bail!("symlink /dev/{name} -> {target}: {e}"),
         }
     }
-    // /dev/ptmx is the devpts instance's ptmx.
-    let _ = nix::unistd::unlinkat(
-        Some(dev.as_raw_fd()),
-        "ptmx",
-        nix::unistd::UnlinkatFlags::NoRemoveDir,
-    );
-    nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx")
-        .map_err(|e| anyhow!("symlink /dev/ptmx: {e}"))?;
+    // /dev/ptmx is the devpts instance's ptmx (replacing a node the rootfs may have).
+    let ptmx = || nix::unistd::symlinkat("pts/ptmx", Some(dev.as_raw_fd()), "ptmx");
+    match ptmx() {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => {
+            let _ = nix::unistd::unlinkat(
+                Some(dev.as_raw_fd()),
+                "ptmx",
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            ptmx().map_err(|e| anyhow!("symlink /dev/ptmx: {e}"))?;
+        }
+        Err(e) => bail!("symlink /dev/ptmx: {e}"),
+    }
     Ok(())
 }
 
-fn make_device(root: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
+/// Make device node `d` (replacing whatever is at its path). `dev` is the container's /dev,
+/// opened by the caller: a node directly in it needs no walk.
+fn make_device(root: &OwnedFd, dev: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
     let p = Path::new(&d.path);
     let parent = p
         .parent()
@@ -1013,16 +1021,23 @@ fn make_device(root: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
         .file_name()
         .map(|x| x.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let dir = mkdir_all(root, &parent, 0o755)?;
-    match nix::unistd::unlinkat(
+    let made;
+    let dir = if parent == "/dev" {
+        dev
+    } else {
+        made = mkdir_all(root, &parent, 0o755)?;
+        &made
+    };
+    let remove_old = || match nix::unistd::unlinkat(
         Some(dir.as_raw_fd()),
         name.as_str(),
         nix::unistd::UnlinkatFlags::NoRemoveDir,
     ) {
-        Ok(()) | Err(Errno::ENOENT) => {}
-        Err(e) => bail!("remove old {}: {e}", d.path),
-    }
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(anyhow!("remove old {}: {e}", d.path)),
+    };
     if userns {
+        remove_old()?;
         // mknod is not allowed in a user namespace: bind the host's node instead.
         let f = open_in_root(
             root,
@@ -1036,15 +1051,25 @@ fn make_device(root: &OwnedFd, d: &DevicePlan, userns: bool) -> Result<()> {
         return sys_mount(Some(&d.path), &fd_path(&t), None, MsFlags::MS_BIND, None)
             .map_err(|e| anyhow!("bind host {}: {e}", d.path));
     }
-    let dev = libc::makedev(d.major as u32, d.minor as u32);
-    nix::sys::stat::mknodat(
-        Some(dir.as_raw_fd()),
-        name.as_str(),
-        d.kind,
-        Mode::from_bits_truncate(d.mode),
-        dev,
-    )
-    .map_err(|e| anyhow!("mknod {}: {e}", d.path))?;
+    let rdev = libc::makedev(d.major as u32, d.minor as u32);
+    let mknod = || {
+        nix::sys::stat::mknodat(
+            Some(dir.as_raw_fd()),
+            name.as_str(),
+            d.kind,
+            Mode::from_bits_truncate(d.mode),
+            rdev,
+        )
+    };
+    // A fresh /dev is empty: try first, replace what is there only when something is.
+    match mknod() {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => {
+            remove_old()?;
+            mknod().map_err(|e| anyhow!("mknod {}: {e}", d.path))?;
+        }
+        Err(e) => bail!("mknod {}: {e}", d.path),
+    }
     // The node just made, by name in its directory, never through a link.
     nix::unistd::fchownat(
         Some(dir.as_raw_fd()),

@@ -783,19 +783,35 @@ fn remove_leaf(dir: &Path) -> Result<()> {
 /// must be filled from the parent before a task can join.
 type DirRef<'a> = (&'a std::os::fd::OwnedFd, &'a Path);
 
+/// A cgroup file relative to its dir fd: reads until one returns 0 (a kernfs file may come in
+/// pieces), without std's size probe (statx + lseek: kernfs files have no size).
 fn read_at(d: DirRef, f: &str) -> Result<String> {
-    use std::io::Read;
-    let mut s = String::new();
-    open_at(d.0, f, libc::O_RDONLY)
-        .and_then(|mut h| h.read_to_string(&mut s))
-        .map_err(|e| {
-            anyhow!(
-                "read {}: {}",
-                d.1.join(f).display(),
-                crate::sys::io_errno(&e)
-            )
-        })?;
-    Ok(s)
+    use std::os::fd::AsRawFd;
+    let err = |e: std::io::Error| {
+        anyhow!(
+            "read {}: {}",
+            d.1.join(f).display(),
+            crate::sys::io_errno(&e)
+        )
+    };
+    let h = open_at(d.0, f, libc::O_RDONLY).map_err(err)?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        // SAFETY: reading into a buffer we own, within its length.
+        let n = unsafe { libc::read(h.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        match n {
+            0 => break,
+            n if n > 0 => out.extend_from_slice(&chunk[..n as usize]),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(err(e));
+                }
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| anyhow!("read {}: not UTF-8", d.1.join(f).display()))
 }
 
 fn write_at(d: DirRef, f: &str, v: &str) -> Result<()> {
