@@ -458,25 +458,30 @@ fn events_stats_memory_usage() {
     assert!(v["data"]["cpu"].is_object(), "{out}");
 }
 
-#[test]
-fn failed_create_leaves_no_cgroup() {
-    let env = test_env!();
-    let mut spec = env.spec();
-    set_args(&mut spec, &["/no/such/binary"]);
-    set(&mut spec, "/linux/resources/pids", json!({"limit": 10}));
-    env.write_bundle(&spec);
-    // runc looks the binary up in `create` (before reporting the container
-    // created), so the failure shows there.
+/// `create` of `spec` fails with one of `needles` in its stderr and, checked as soon as it
+/// returns (cleanup is part of the failure), leaves no cgroup, state or process behind.
+#[track_caller]
+fn failed_create_leaves_nothing(env: &TestEnv, spec: &Value, needles: &[&str]) {
+    env.write_bundle(spec);
     let out = env.create(&env.id);
-    out.failed()
-        .stderr_has_any(&["/no/such/binary", "no such file"]);
-    // Checked as soon as create returns: cleanup is part of the failure.
+    out.failed().stderr_has_any(needles);
     let left = cgroup_dirs(&env.cgroups_path());
     assert!(
         left.is_empty(),
         "cgroups left after a failed create: {left:?}\n{out}"
     );
     env.assert_clean();
+}
+
+#[test]
+fn failed_create_leaves_no_cgroup() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["/no/such/binary"]);
+    set(&mut spec, "/linux/resources/pids", json!({"limit": 10}));
+    // runc looks the binary up in `create` (before reporting the container
+    // created), so the failure shows there.
+    failed_create_leaves_nothing(&env, &spec, &["/no/such/binary", "no such file"]);
 }
 
 /// A limit the kernel refuses: on v1 rrun writes the limits after the clone, while init
@@ -490,15 +495,7 @@ fn refused_limit_fails_create_and_leaves_nothing() {
     set(&mut spec, "/linux/resources/pids", json!({"limit": 10}));
     // No host has CPU 4095: the kernel refuses the cpuset.
     set(&mut spec, "/linux/resources/cpu", json!({"cpus": "4095"}));
-    env.write_bundle(&spec);
-    let out = env.create(&env.id);
-    out.failed().stderr_has_any(&["cpuset.cpus"]);
-    let left = cgroup_dirs(&env.cgroups_path());
-    assert!(
-        left.is_empty(),
-        "cgroups left after a failed create: {left:?}\n{out}"
-    );
-    env.assert_clean();
+    failed_create_leaves_nothing(&env, &spec, &["cpuset.cpus"]);
 }
 
 /// Runs whose cgroups share a parent that is removed whenever it is empty (as the delete of
