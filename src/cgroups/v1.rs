@@ -51,6 +51,8 @@ pub struct Write {
     pub controller: &'static str,
     pub file: String,
     pub value: String,
+    /// From v2's `unified` map (its key is the file), not from a typed field.
+    pub unified: bool,
 }
 
 impl Write {
@@ -63,6 +65,7 @@ impl Write {
             controller,
             file: file.into(),
             value: value.into(),
+            unified: false,
         }
     }
 }
@@ -175,6 +178,7 @@ const V1_RULES: ApplyRules = ApplyRules {
         (w.file == "memory.memsw.limit_in_bytes" && w.value == "-1")
             || (w.file.starts_with("hugetlb.") && w.file.ends_with(".rsvd.limit_in_bytes"))
     },
+    field: field_of,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -189,6 +193,8 @@ pub(super) struct ApplyRules {
     pub alternative: fn(&Write) -> Option<Write>,
     /// Whether ENOENT (after any alternative) means there is nothing to do.
     pub missing_ok: fn(&Write) -> bool,
+    /// The config field a write comes from, for its error.
+    pub field: fn(&Write) -> String,
 }
 
 pub(super) fn apply_with(
@@ -206,7 +212,7 @@ pub(super) fn apply_with(
                     if d.controller == w.controller && (rules.partner)(&d.file) == Some(&w.file) {
                         deferred.remove(k);
                         write_one(d, write, rules).map_err(|(t, e)| {
-                            anyhow!("{} (retried after {})", write_error(&t, &e), w.file)
+                            anyhow!("{} (retried after {})", write_error(&t, &e, rules), w.file)
                         })?;
                     } else {
                         k += 1;
@@ -216,13 +222,13 @@ pub(super) fn apply_with(
             Err((_, e)) if is_einval(&e) && partner_later(writes, i, rules) => {
                 deferred.push((i, e));
             }
-            Err((t, e)) => bail!("{}", write_error(&t, &e)),
+            Err((t, e)) => bail!("{}", write_error(&t, &e, rules)),
         }
     }
     // Unreachable in practice: a put-off write's partner either succeeded (and the write
     // was retried) or failed (and we returned), but never leave an error unreported.
     if let Some((i, e)) = deferred.into_iter().next() {
-        bail!("{}", write_error(&writes[i], &e));
+        bail!("{}", write_error(&writes[i], &e, rules));
     }
     Ok(())
 }
@@ -257,13 +263,19 @@ fn write_one(
     }
 }
 
-fn write_error(w: &Write, e: &io::Error) -> String {
+/// `<config field>: writing "<value>" to <file> (<controller> controller): <errno>`.
+fn write_error(w: &Write, e: &io::Error, rules: &ApplyRules) -> String {
     let controller = if w.controller.is_empty() {
         String::new()
     } else {
         format!(" ({} controller)", w.controller)
     };
-    format!("writing {:?} to {}{controller}: {e}", w.value, w.file)
+    let field = (rules.field)(w);
+    let e = crate::sys::io_errno(e);
+    format!(
+        "{field}: writing {:?} to {}{controller}: {e}",
+        w.value, w.file
+    )
 }
 
 fn is_einval(e: &io::Error) -> bool {
@@ -1374,7 +1386,7 @@ mod tests {
         let (r, _) = apply_memory(100, 150, r#"{"memory": {"limit": 300}}"#);
         let e = r.unwrap_err().to_string();
         assert!(
-            e.starts_with("writing \"300\" to memory.limit_in_bytes (memory controller): "),
+            e.starts_with("linux.resources.memory: writing \"300\" to memory.limit_in_bytes (memory controller): "),
             "{e}"
         );
     }
@@ -1450,8 +1462,9 @@ mod tests {
         // Other missing files are errors, named after the last file tried.
         let e = apply(&ws, |_| Err(io::Error::from_raw_os_error(libc::ENOENT))).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("writing \"300\" to blkio.bfq.weight (blkio controller): "),
+            e.to_string().starts_with(
+                "linux.resources.blockIO: writing \"300\" to blkio.bfq.weight (blkio controller): "
+            ),
             "{e}"
         );
     }

@@ -116,12 +116,15 @@ const V2_RULES: ApplyRules = ApplyRules {
             Some(device) => format!("{device} {bfq}"),
             None => bfq.to_string(),
         };
-        Some(Write::new("io", "io.bfq.weight", value))
+        let mut bfq = Write::new("io", "io.bfq.weight", value);
+        bfq.unified = w.unified;
+        Some(bfq)
     },
     missing_ok: |w| {
         (w.file == "memory.swap.max" && (w.value == "max" || w.value == "0"))
             || (w.file.starts_with("hugetlb.") && w.file.ends_with(".rsvd.max"))
     },
+    field: field_of,
 };
 
 /// runc's cpu.shares (2..=262144) → cpu.weight (1..=10000) conversion; 0 stays 0 (unset).
@@ -335,11 +338,9 @@ fn unified_writes(r: &LinuxResources) -> Result<Vec<Write>> {
     let sorted: BTreeMap<_, _> = unified.iter().collect();
     let mut out = Vec::new();
     for (key, value) in sorted {
-        out.push(Write::new(
-            unified_controller(key)?,
-            key.clone(),
-            value.clone(),
-        ));
+        let mut w = Write::new(unified_controller(key)?, key.clone(), value.clone());
+        w.unified = true;
+        out.push(w);
     }
     Ok(out)
 }
@@ -372,8 +373,11 @@ fn unified_controller(key: &str) -> Result<&'static str> {
         })
 }
 
-/// The JSON path of the typed configuration field a v2 write comes from.
+/// The JSON path of the configuration field a v2 write comes from.
 fn field_of(w: &Write) -> String {
+    if w.unified {
+        return format!("{RES}.unified[{:?}]", w.file);
+    }
     let field = match w.controller {
         "cpuset" if w.file == "cpuset.mems" => "cpu.mems",
         "cpuset" => "cpu.cpus",
@@ -778,8 +782,9 @@ mod tests {
         let ws = writes(&res(r#"{"cpu": {"burst": 40000}}"#)).unwrap();
         let e = apply(&ws, |_| Err(io::Error::from_raw_os_error(libc::EINVAL))).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("writing \"40000\" to cpu.max.burst (cpu controller): "),
+            e.to_string().starts_with(
+                "linux.resources.cpu: writing \"40000\" to cpu.max.burst (cpu controller): "
+            ),
             "{e}"
         );
     }
@@ -809,8 +814,9 @@ mod tests {
         // Both missing: the error names the last file tried.
         let e = apply(&ws, |_| Err(io::Error::from_raw_os_error(libc::ENOENT))).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("writing \"500\" to io.bfq.weight (io controller): "),
+            e.to_string().starts_with(
+                "linux.resources.blockIO: writing \"500\" to io.bfq.weight (io controller): "
+            ),
             "{e}"
         );
     }
@@ -835,8 +841,9 @@ mod tests {
         let ws = writes(&res(r#"{"memory": {"limit": 100, "swap": 300}}"#)).unwrap();
         let e = apply(&ws, enoent_swap).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("writing \"200\" to memory.swap.max (memory controller): "),
+            e.to_string().starts_with(
+                "linux.resources.memory: writing \"200\" to memory.swap.max (memory controller): "
+            ),
             "{e}"
         );
     }
@@ -846,8 +853,9 @@ mod tests {
         let ws = writes(&res(r#"{"unified": {"cgroup.max.depth": "2"}}"#)).unwrap();
         let e = apply(&ws, |_| Err(io::Error::from_raw_os_error(libc::EACCES))).unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("writing \"2\" to cgroup.max.depth: "),
+            e.to_string().starts_with(
+                "linux.resources.unified[\"cgroup.max.depth\"]: writing \"2\" to cgroup.max.depth: "
+            ),
             "{e}"
         );
     }
