@@ -20,16 +20,21 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-/// The `--log` file opened once by a child that changes its mount namespace and root (init,
-/// an exec'd process): its later lines must reach the caller's file, never a path of the same
-/// name inside the container. Close-on-exec; -1 when not pinned.
+/// The `--log` file opened once by container init, which changes its mount namespace and
+/// root: its later (--debug) lines must reach the caller's file, never a path of the same name
+/// inside the container. Close-on-exec; -1 when not pinned.
 static PINNED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
-/// Open the `--log` file now (see [`PINNED`]), as an fd numbered `min_fd` or above (clear of
-/// the fds passed on to the container); call before the first namespace change.
+/// With --debug (init logs nothing else), open the `--log` file now (see [`PINNED`]), as an
+/// fd numbered `min_fd` or above (clear of the fds passed on to the container); call before
+/// the first namespace change. Without --debug: nothing, no syscall.
 pub fn pin_file(min_fd: i32) {
     use std::os::fd::AsRawFd;
-    let Some(p) = LOGGER.get().and_then(|l| l.path.as_ref()) else {
+    let Some(p) = LOGGER
+        .get()
+        .filter(|l| l.debug)
+        .and_then(|l| l.path.as_ref())
+    else {
         return;
     };
     let Ok(f) = std::fs::OpenOptions::new()

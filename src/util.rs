@@ -127,9 +127,13 @@ pub fn read_into_at(
 /// read of a seq_file takes its locks again (mountinfo: the global namespace_sem that every
 /// mount waits on) and std's `read_to_string` would read it 32, 32, 64, 128... bytes at a time.
 pub fn read_proc(path: &str) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 16384];
+    read_text(&mut std::fs::File::open(path)?, 16384)
+}
+
+/// The rest of `f` as text, with reads of at least `first` bytes until one returns 0 (a
+/// kernfs or seq_file may come in pieces), and no size probe (those files have no size).
+pub fn read_text(f: &mut impl std::io::Read, first: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; first.max(64)];
     let mut len = 0;
     loop {
         if len == buf.len() {

@@ -65,6 +65,16 @@ pub enum Part {
     Legacy,
 }
 
+impl Part {
+    fn covers(self, h: &Hierarchy) -> bool {
+        match self {
+            Part::All => true,
+            Part::Unified => h.unified,
+            Part::Legacy => !h.unified,
+        }
+    }
+}
+
 /// How a new process enters the container's cgroup without the parent moving it. Writing a
 /// pid to `cgroup.procs` takes the kernel's global cgroup_threadgroup_rwsem for writing, which
 /// waits for an RCU grace period (7-14 ms on the bench host, the largest single cost of
@@ -422,88 +432,19 @@ impl Cgroup {
         self.dir_fds.resize(self.hierarchies.len(), None);
         for i in 0..self.hierarchies.len() {
             let h = self.hierarchies[i].clone();
-            let wanted = match part {
-                Part::All => true,
-                Part::Unified => h.unified,
-                Part::Legacy => !h.unified,
-            };
-            if !wanted {
+            if !part.covers(&h) {
                 continue;
             }
-            let rel = h.dir.strip_prefix(&h.mount).unwrap_or(&h.dir).to_path_buf();
-            let open_err = |p: &Path, e: std::io::Error| {
-                anyhow!("open cgroup {}: {}", p.display(), crate::sys::io_errno(&e))
-            };
-            let n = rel.components().count();
-            // A shared parent looked up here can be removed by the delete of the container
-            // that made it before our dir is in it (then ENOENT): walk again, making it anew.
-            let mut attempt = 0;
-            let cur_fd = 'walk: loop {
-                attempt += 1;
-                let retry = attempt < WALK_ATTEMPTS;
-                let mut cur = h.mount.clone();
-                let mut cur_fd: std::os::fd::OwnedFd = std::fs::File::open(&cur)
-                    .map_err(|e| open_err(&cur, e))?
-                    .into();
-                for (k, comp) in rel.components().enumerate() {
-                    let parent = cur.clone();
-                    let parent_fd = cur_fd;
-                    cur.push(comp);
-                    let name = comp.as_os_str().to_string_lossy();
-                    if self.mode == Mode::V2 {
-                        enable_controllers(&parent_fd, &parent)?;
-                    }
-                    // A parent dir (shared by many containers) usually exists: look it up, which
-                    // takes no lock that concurrent creates' mkdirs in it hold. The container's
-                    // own dir usually does not: make it at once.
-                    let existing = if k + 1 < n {
-                        open_dir_at(&parent_fd, &name).ok()
-                    } else {
-                        None
-                    };
-                    cur_fd = match existing {
-                        Some(fd) => fd,
-                        None => {
-                            let c = std::ffi::CString::new(name.as_bytes())?;
-                            // SAFETY: a valid C string and a directory fd we hold.
-                            let r = unsafe {
-                                libc::mkdirat(
-                                    std::os::fd::AsRawFd::as_raw_fd(&parent_fd),
-                                    c.as_ptr(),
-                                    0o755,
-                                )
-                            };
-                            match nix::errno::Errno::result(r) {
-                                Ok(_) => self.created.push(cur.clone()),
-                                Err(nix::errno::Errno::EEXIST) => {}
-                                Err(nix::errno::Errno::ENOENT) if retry => continue 'walk,
-                                Err(e) => {
-                                    return Err(anyhow!("create cgroup {}: {e}", cur.display()));
-                                }
-                            }
-                            match open_dir_at(&parent_fd, &name) {
-                                Ok(fd) => fd,
-                                Err(e) if retry && e.raw_os_error() == Some(libc::ENOENT) => {
-                                    continue 'walk;
-                                }
-                                Err(e) => return Err(open_err(&cur, e)),
-                            }
-                        }
-                    };
-                    // Also for a parent that exists: another create may have made it a moment
-                    // ago and not filled it yet.
-                    if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
-                        let r = copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur));
-                        // A shared parent being removed refuses it: walk again.
-                        if r.is_err() && retry && k + 1 < n {
-                            continue 'walk;
-                        }
-                        r?;
-                    }
+            // A shared parent looked up in a walk can be removed by the delete of the
+            // container that made it before our dir is in it: walk again, making it anew.
+            let mut attempt = 1;
+            let fd = loop {
+                if let Some(fd) = self.walk(&h, attempt < WALK_ATTEMPTS)? {
+                    break fd;
                 }
-                break cur_fd;
+                attempt += 1;
             };
-            self.dir_fds[i] = Some(std::sync::Arc::new(cur_fd));
+            self.dir_fds[i] = Some(std::sync::Arc::new(fd));
         }
         if part == Part::Unified {
             return Ok(());
@@ -517,6 +458,74 @@ impl Cgroup {
             ebpf::apply(&self.hierarchies[0].dir, &rules).context("linux.resources.devices")?;
         }
         Ok(())
+    }
+
+    /// One walk from `h`'s mount to the container's dir, making what is missing (recorded in
+    /// `created`) and filling new v1 cpusets. None when a shared parent vanished under it
+    /// and `retry` allows walking again.
+    fn walk(&mut self, h: &Hierarchy, retry: bool) -> Result<Option<std::os::fd::OwnedFd>> {
+        let rel = h.dir.strip_prefix(&h.mount).unwrap_or(&h.dir);
+        let n = rel.components().count();
+        let open_err = |p: &Path, e: std::io::Error| {
+            anyhow!("open cgroup {}: {}", p.display(), crate::sys::io_errno(&e))
+        };
+        let vanished = |e: Option<i32>| retry && e == Some(libc::ENOENT);
+        let mut cur = h.mount.clone();
+        let mut cur_fd: std::os::fd::OwnedFd = std::fs::File::open(&cur)
+            .map_err(|e| open_err(&cur, e))?
+            .into();
+        for (k, comp) in rel.components().enumerate() {
+            let parent = cur.clone();
+            let parent_fd = cur_fd;
+            cur.push(comp);
+            let name = comp.as_os_str().to_string_lossy();
+            if self.mode == Mode::V2 {
+                enable_controllers(&parent_fd, &parent)?;
+            }
+            // A parent dir (shared by many containers) usually exists: look it up, which
+            // takes no lock that concurrent creates' mkdirs in it hold. The container's own
+            // dir usually does not: make it at once.
+            let existing = if k + 1 < n {
+                open_dir_at(&parent_fd, &name).ok()
+            } else {
+                None
+            };
+            cur_fd = match existing {
+                Some(fd) => fd,
+                None => {
+                    let c = std::ffi::CString::new(name.as_bytes())?;
+                    // SAFETY: a valid C string and a directory fd we hold.
+                    let r = unsafe {
+                        libc::mkdirat(
+                            std::os::fd::AsRawFd::as_raw_fd(&parent_fd),
+                            c.as_ptr(),
+                            0o755,
+                        )
+                    };
+                    match nix::errno::Errno::result(r) {
+                        Ok(_) => self.created.push(cur.clone()),
+                        Err(nix::errno::Errno::EEXIST) => {}
+                        Err(e) if vanished(Some(e as i32)) => return Ok(None),
+                        Err(e) => return Err(anyhow!("create cgroup {}: {e}", cur.display())),
+                    }
+                    match open_dir_at(&parent_fd, &name) {
+                        Ok(fd) => fd,
+                        Err(e) if vanished(e.raw_os_error()) => return Ok(None),
+                        Err(e) => return Err(open_err(&cur, e)),
+                    }
+                }
+            };
+            // Also for a parent that exists: another create may have made it a moment ago
+            // and not filled it yet (and one being removed refuses the copy: walk again).
+            if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
+                let r = copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur));
+                if r.is_err() && retry && k + 1 < n {
+                    return Ok(None);
+                }
+                r?;
+            }
+        }
+        Ok(Some(cur_fd))
     }
 
     /// Write the limits of `res` into the cgroup files. A controller the config needs but the
@@ -573,7 +582,7 @@ impl Cgroup {
             tasks: Vec::new(),
         };
         for (i, h) in self.hierarchies.iter().enumerate() {
-            if (part == Part::Unified && !h.unified) || (part == Part::Legacy && h.unified) {
+            if !part.covers(h) {
                 continue;
             }
             if h.unified {
@@ -783,35 +792,17 @@ fn remove_leaf(dir: &Path) -> Result<()> {
 /// must be filled from the parent before a task can join.
 type DirRef<'a> = (&'a std::os::fd::OwnedFd, &'a Path);
 
-/// A cgroup file relative to its dir fd: reads until one returns 0 (a kernfs file may come in
-/// pieces), without std's size probe (statx + lseek: kernfs files have no size).
+/// A cgroup file relative to its dir fd (see [`crate::util::read_text`]).
 fn read_at(d: DirRef, f: &str) -> Result<String> {
-    use std::os::fd::AsRawFd;
-    let err = |e: std::io::Error| {
-        anyhow!(
-            "read {}: {}",
-            d.1.join(f).display(),
-            crate::sys::io_errno(&e)
-        )
-    };
-    let h = open_at(d.0, f, libc::O_RDONLY).map_err(err)?;
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 512];
-    loop {
-        // SAFETY: reading into a buffer we own, within its length.
-        let n = unsafe { libc::read(h.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
-        match n {
-            0 => break,
-            n if n > 0 => out.extend_from_slice(&chunk[..n as usize]),
-            _ => {
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(err(e));
-                }
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| anyhow!("read {}: not UTF-8", d.1.join(f).display()))
+    open_at(d.0, f, libc::O_RDONLY)
+        .and_then(|mut h| crate::util::read_text(&mut h, 512))
+        .map_err(|e| {
+            anyhow!(
+                "read {}: {}",
+                d.1.join(f).display(),
+                crate::sys::io_errno(&e)
+            )
+        })
 }
 
 fn write_at(d: DirRef, f: &str, v: &str) -> Result<()> {

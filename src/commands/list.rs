@@ -9,7 +9,7 @@ use crate::cli::ListArgs;
 use crate::state::{Brief, OciState, Status};
 use anyhow::{Result, bail};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 pub fn run(root: &Path, a: &ListArgs) -> Result<()> {
@@ -51,16 +51,7 @@ fn read_all(root: &Path) -> Vec<(Brief, Status)> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     let dir_fd = |p: &str| -> Option<OwnedFd> {
-        let c = std::ffi::CString::new(p).ok()?;
-        // SAFETY: a valid C string; the fd is owned below.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        // SAFETY: fd was just opened and is ours.
-        (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+        crate::sys::openat2(libc::AT_FDCWD, p, libc::O_PATH | libc::O_DIRECTORY, 0, 0).ok()
     };
     let Some(root_fd) = dir_fd(&root.to_string_lossy()) else {
         return Vec::new();

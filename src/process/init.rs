@@ -47,7 +47,7 @@ fn setup(
     fork: bool,
 ) -> Result<Infallible> {
     let plan = o.plan;
-    // Debug lines after the mount namespace and root change still go to the caller's --log.
+    // --debug lines after the mount namespace and root change still go to the caller's --log.
     crate::logging::pin_file(3 + o.extra_fds as i32);
     // Until Ready, init dies with the rrun that creates it.
     prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).context("set the parent-death signal")?;
