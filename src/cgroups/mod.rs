@@ -471,9 +471,18 @@ impl Cgroup {
         };
         let vanished = |e: Option<i32>| retry && e == Some(libc::ENOENT);
         let mut cur = h.mount.clone();
-        let mut cur_fd: std::os::fd::OwnedFd = std::fs::File::open(&cur)
-            .map_err(|e| open_err(&cur, e))?
-            .into();
+        let mut cur_fd: std::os::fd::OwnedFd = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(&cur)
+                .map_err(|e| open_err(&cur, e))?
+                .into()
+        };
+        let cpuset = h.controllers.iter().any(|c| c == "cpuset") && !h.unified;
+        // The cpus/mems of `cur` when a walk step read them (they were not empty).
+        let mut known: Option<Cpuset> = None;
         for (k, comp) in rel.components().enumerate() {
             let parent = cur.clone();
             let parent_fd = cur_fd;
@@ -485,6 +494,7 @@ impl Cgroup {
             // A parent dir (shared by many containers) usually exists: look it up, which
             // takes no lock that concurrent creates' mkdirs in it hold. The container's own
             // dir usually does not: make it at once.
+            let mut fresh = false;
             let existing = if k + 1 < n {
                 open_dir_at(&parent_fd, &name).ok()
             } else {
@@ -503,7 +513,10 @@ impl Cgroup {
                         )
                     };
                     match nix::errno::Errno::result(r) {
-                        Ok(_) => self.created.push(cur.clone()),
+                        Ok(_) => {
+                            self.created.push(cur.clone());
+                            fresh = true;
+                        }
                         Err(nix::errno::Errno::EEXIST) => {}
                         Err(e) if vanished(Some(e as i32)) => return Ok(None),
                         Err(e) => return Err(anyhow!("create cgroup {}: {e}", cur.display())),
@@ -517,12 +530,13 @@ impl Cgroup {
             };
             // Also for a parent that exists: another create may have made it a moment ago
             // and not filled it yet (and one being removed refuses the copy: walk again).
-            if h.controllers.iter().any(|c| c == "cpuset") && !h.unified {
-                let r = copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur));
-                if r.is_err() && retry && k + 1 < n {
-                    return Ok(None);
+            if cpuset {
+                let r = copy_cpuset((&parent_fd, &parent), (&cur_fd, &cur), known.take(), fresh);
+                match r {
+                    Ok(v) => known = Some(v),
+                    Err(_) if retry && k + 1 < n => return Ok(None),
+                    Err(e) => return Err(e),
                 }
-                r?;
             }
         }
         Ok(Some(cur_fd))
@@ -818,15 +832,37 @@ fn write_at(d: DirRef, f: &str, v: &str) -> Result<()> {
         })
 }
 
-fn copy_cpuset(parent: DirRef, dir: DirRef) -> Result<()> {
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        let v = read_at(parent, f)?;
-        let cur = read_at(dir, f).unwrap_or_default();
-        if cur.trim().is_empty() {
-            write_at(dir, f, v.trim())?;
+/// A v1 cpuset's `cpuset.cpus` and `cpuset.mems`, trimmed.
+type Cpuset = [String; 2];
+
+/// Make sure `dir` has cpus and mems, copying the parent's where it has none, and return
+/// them. `parent_known` holds the parent's when the walk read them one step up; a `fresh`
+/// dir (made by this walk) is known to be empty, so it is not read first. Each file costs
+/// one open per level instead of three: a kernfs open is most of a cgroup file's price.
+fn copy_cpuset(
+    parent: DirRef,
+    dir: DirRef,
+    parent_known: Option<Cpuset>,
+    fresh: bool,
+) -> Result<Cpuset> {
+    const FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
+    let mut out: Cpuset = Default::default();
+    for (i, f) in FILES.into_iter().enumerate() {
+        if !fresh {
+            let cur = read_at(dir, f).unwrap_or_default();
+            if !cur.trim().is_empty() {
+                out[i] = cur.trim().to_string();
+                continue;
+            }
         }
+        let v = match &parent_known {
+            Some(k) => k[i].clone(),
+            None => read_at(parent, f)?.trim().to_string(),
+        };
+        write_at(dir, f, &v)?;
+        out[i] = v;
     }
-    Ok(())
+    Ok(out)
 }
 
 /// v2: make every available controller usable by the children of `dir`.
