@@ -189,3 +189,99 @@ pub fn mount_setattr(fd: &impl AsRawFd, set: u64, clear: u64) -> nix::Result<()>
     };
     Errno::result(r).map(drop)
 }
+
+/// What statmount(2) says of one mount (the fields rrun reads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountFacts {
+    /// The 64-bit mount id: unique for the life of the system, so it orders mounts by age.
+    pub id: u64,
+    pub fs_type: String,
+    /// The mount's root within its filesystem (mountinfo's 4th field).
+    pub root: String,
+    /// Where it is mounted, seen from our root (mountinfo's 5th field).
+    pub point: String,
+    /// The filesystem's own options (cgroup v1: its controllers and `name=`).
+    pub opts: String,
+}
+
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+/// statmount(2) (x86_64; not in the libc crate yet).
+const SYS_STATMOUNT: libc::c_long = 457;
+const STATMOUNT_MNT_BASIC: u64 = 0x02;
+const STATMOUNT_MNT_ROOT: u64 = 0x08;
+const STATMOUNT_MNT_POINT: u64 = 0x10;
+const STATMOUNT_FS_TYPE: u64 = 0x20;
+const STATMOUNT_MNT_OPTS: u64 = 0x80;
+
+/// The mount `path` is on (not following a final symlink), described by statmount(2): one
+/// mount, where /proc/self/mountinfo makes the kernel print every mount of the namespace.
+/// None where the kernel lacks the calls (before 6.8) or does not fill every field asked
+/// for; `opts` is empty when there are none or the kernel cannot give them (before 6.10).
+pub fn mount_facts(path: &str) -> Option<MountFacts> {
+    let p = CString::new(path).ok()?;
+    // SAFETY: an all-zero statx is a valid value for the kernel to overwrite.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and a statx buffer we own.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT,
+            STATX_MNT_ID_UNIQUE,
+            &mut stx,
+        )
+    };
+    if r != 0 || stx.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
+        return None;
+    }
+    // struct mnt_id_req, first version: size, spare, mnt_id, param (the request mask).
+    let want = STATMOUNT_MNT_BASIC
+        | STATMOUNT_MNT_ROOT
+        | STATMOUNT_MNT_POINT
+        | STATMOUNT_FS_TYPE
+        | STATMOUNT_MNT_OPTS;
+    let req: [u64; 3] = [24, stx.stx_mnt_id, want];
+    // struct statmount is 512 bytes before its strings; the strings of a cgroup mount are short.
+    let mut buf = vec![0u64; 4096 / 8];
+    // SAFETY: a 24-byte request and a buffer of the size we pass; the kernel writes within it.
+    let r = unsafe {
+        libc::syscall(
+            SYS_STATMOUNT,
+            req.as_ptr(),
+            buf.as_mut_ptr(),
+            buf.len() * 8,
+            0u32,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: u64s reinterpreted as the bytes the kernel wrote.
+    let b: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), buf.len() * 8) };
+    let u32_at = |o: usize| u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    let size = (u32_at(0) as usize).min(b.len());
+    // Options are only reported when there are some (cgroup2 often has none).
+    let got = u64_at(8);
+    if got & (want & !STATMOUNT_MNT_OPTS) != want & !STATMOUNT_MNT_OPTS {
+        return None;
+    }
+    // A string field is an offset into the strings after the 512-byte header.
+    let str_at = |o: usize| -> Option<String> {
+        let start = 512 + u32_at(o) as usize;
+        let s = b.get(start..size)?;
+        let end = s.iter().position(|&c| c == 0)?;
+        String::from_utf8(s[..end].to_vec()).ok()
+    };
+    Some(MountFacts {
+        id: u64_at(40),
+        fs_type: str_at(36)?,
+        root: str_at(104)?,
+        point: str_at(108)?,
+        opts: if got & STATMOUNT_MNT_OPTS != 0 {
+            str_at(4)?
+        } else {
+            String::new()
+        },
+    })
+}

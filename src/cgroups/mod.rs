@@ -205,8 +205,11 @@ pub fn detect() -> Mode {
     }
 }
 
-/// One cgroup mount from /proc/self/mountinfo: (mount root, mount point, fstype, super options).
-fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
+/// One cgroup mount: (mount root, mount point, fstype, super options).
+type CgroupMount = (String, String, String, String);
+
+/// The cgroup mounts from /proc/self/mountinfo.
+fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for line in mountinfo.lines() {
@@ -233,6 +236,45 @@ fn cgroup_mounts(mountinfo: &str) -> Vec<(String, String, String, String)> {
         ));
     }
     out
+}
+
+/// The cgroup mounts without /proc/self/mountinfo, when every hierarchy /proc/self/cgroup
+/// names is mounted where systemd puts it (`/sys/fs/cgroup/<controllers>`, cgroup2 at
+/// `/sys/fs/cgroup` or hybrid's `unified`): statmount(2) of each of those paths. mountinfo
+/// costs the kernel a line for every mount of the namespace (hundreds on a busy host: more
+/// than a millisecond per create), this a call per hierarchy. None (read mountinfo) when the
+/// kernel cannot say or any hierarchy is not found there, mounted whole or not.
+fn mounts_where_expected(mode: Mode, own: &str) -> Option<Vec<CgroupMount>> {
+    let mut out: Vec<(u64, CgroupMount)> = Vec::new();
+    for (ctrls, _) in own_cgroups(own) {
+        let (point, fstype) = if ctrls.is_empty() {
+            match mode {
+                Mode::V2 => (CGROUP_ROOT.to_string(), "cgroup2"),
+                Mode::Hybrid => (format!("{CGROUP_ROOT}/unified"), "cgroup2"),
+                Mode::V1 => continue,
+            }
+        } else {
+            if mode == Mode::V2 {
+                continue;
+            }
+            let dir = ctrls.join(",");
+            let dir = dir.strip_prefix("name=").unwrap_or(&dir);
+            (format!("{CGROUP_ROOT}/{dir}"), "cgroup")
+        };
+        let m = crate::sys::mount_facts(&point)?;
+        let opts: Vec<&str> = m.opts.split(',').collect();
+        if m.fs_type != fstype
+            || m.point != point
+            || !ctrls.iter().all(|c| opts.contains(&c.as_str()))
+        {
+            return None;
+        }
+        // mountinfo's super options start with the read-only state; the filter drops it.
+        out.push((m.id, (m.root, m.point, m.fs_type, m.opts)));
+    }
+    // Oldest first, as mountinfo lists them.
+    out.sort_by_key(|(id, _)| *id);
+    Some(out.into_iter().map(|(_, m)| m).collect())
 }
 
 fn unescape(s: &str) -> String {
@@ -275,15 +317,31 @@ impl Cgroup {
     /// hierarchy's root, a relative one under the caller's cgroup, none as `<caller>/<id>`.
     pub fn plan(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
         let mode = detect();
-        let mountinfo =
-            crate::util::read_proc("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
         let own = crate::util::read_proc("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-        Self::plan_from(mode, &mountinfo, &own, cgroups_path, id)
+        let mounts = match mounts_where_expected(mode, &own) {
+            Some(m) => m,
+            None => cgroup_mounts(
+                &crate::util::read_proc("/proc/self/mountinfo")
+                    .context("read /proc/self/mountinfo")?,
+            ),
+        };
+        Self::plan_with(mode, mounts, &own, cgroups_path, id)
     }
 
+    #[cfg(test)]
     pub fn plan_from(
         mode: Mode,
         mountinfo: &str,
+        own: &str,
+        cgroups_path: Option<&str>,
+        id: &str,
+    ) -> Result<Cgroup> {
+        Self::plan_with(mode, cgroup_mounts(mountinfo), own, cgroups_path, id)
+    }
+
+    fn plan_with(
+        mode: Mode,
+        mounts: Vec<CgroupMount>,
         own: &str,
         cgroups_path: Option<&str>,
         id: &str,
@@ -296,7 +354,7 @@ impl Cgroup {
         }
         let own = own_cgroups(own);
         let mut hierarchies = Vec::new();
-        for (root, mnt, fstype, opts) in cgroup_mounts(mountinfo) {
+        for (root, mnt, fstype, opts) in mounts {
             let unified = fstype == "cgroup2";
             if unified && mode == Mode::V1 {
                 continue;
@@ -914,6 +972,47 @@ pub(crate) mod testutil {
 
 #[cfg(test)]
 mod tests {
+    /// The statmount path finds this host's hierarchies exactly as mountinfo does, and the
+    /// plans made from either are the same.
+    #[test]
+    fn statmount_agrees_with_mountinfo() {
+        let release = nix::sys::utsname::uname().unwrap();
+        let v: Vec<u32> = release
+            .release()
+            .to_string_lossy()
+            .split(|c: char| !c.is_ascii_digit())
+            .take(2)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        let mode = super::detect();
+        let own = crate::util::read_proc("/proc/self/cgroup").unwrap();
+        let mi = crate::util::read_proc("/proc/self/mountinfo").unwrap();
+        let Some(fast) = super::mounts_where_expected(mode, &own) else {
+            // statmount with mount options came in 6.10.
+            assert!(
+                v < vec![6, 10],
+                "kernel {v:?} has statmount but the fast path gave up"
+            );
+            return;
+        };
+        let slow = super::cgroup_mounts(&mi);
+        let key = |m: &super::CgroupMount| (m.0.clone(), m.1.clone(), m.2.clone());
+        let fast_keys: Vec<_> = fast.iter().map(key).collect();
+        let slow_keys: Vec<_> = slow
+            .iter()
+            .filter(|m| !(mode == super::Mode::V1 && m.2 == "cgroup2"))
+            .map(key)
+            .collect();
+        assert_eq!(fast_keys, slow_keys);
+        let a = super::Cgroup::plan_with(mode, fast, &own, Some("/rrun-x/c"), "c").unwrap();
+        let b = super::Cgroup::plan_from(mode, &mi, &own, Some("/rrun-x/c"), "c").unwrap();
+        assert_eq!(
+            format!("{:?}", a.hierarchies),
+            format!("{:?}", b.hierarchies)
+        );
+        assert!(!a.hierarchies.is_empty());
+    }
+
     use super::*;
 
     const MOUNTINFO: &str = "\
