@@ -534,6 +534,26 @@ mod tests {
         );
     }
 
+    /// oci-spec checks execCPUAffinity with a regex (regex-lite through shims/regex): valid
+    /// cpu lists still decode and anything else is still refused with its field's path.
+    #[test]
+    fn exec_cpu_affinity_is_validated() {
+        for ok in ["0", "0-3", "0-3,5,7-9"] {
+            let mut v = with_root(base());
+            v["process"]["execCPUAffinity"] = serde_json::json!({"initial": ok, "final": ok});
+            plan_of(&v).unwrap_or_else(|e| panic!("{ok:?}: {e:#}"));
+        }
+        for bad in ["", "x", "0-", "1,,2", "0-3 ", "\u{0663}"] {
+            let mut v = with_root(base());
+            v["process"]["execCPUAffinity"] = serde_json::json!({"initial": bad});
+            let e = plan_of(&v).unwrap_err().to_string();
+            assert!(
+                e.contains("process.execCPUAffinity") && e.contains("Invalid execCPUAffinity"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn invalid_json() {
         let e = decode::<Spec>("config.json", b"{\"ociVersion\": ")
