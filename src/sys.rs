@@ -205,7 +205,7 @@ pub struct MountFacts {
 }
 
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
-/// statmount(2) (x86_64; not in the libc crate yet).
+/// statmount(2): 457 in the shared syscall table (not in the libc crate yet).
 const SYS_STATMOUNT: libc::c_long = 457;
 const STATMOUNT_MNT_BASIC: u64 = 0x02;
 const STATMOUNT_MNT_ROOT: u64 = 0x08;

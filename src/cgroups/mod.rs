@@ -972,6 +972,8 @@ pub(crate) mod testutil {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     /// The statmount path finds this host's hierarchies exactly as mountinfo does, and the
     /// plans made from either are the same.
     #[test]
@@ -1012,8 +1014,6 @@ mod tests {
         );
         assert!(!a.hierarchies.is_empty());
     }
-
-    use super::*;
 
     const MOUNTINFO: &str = "\
 30 24 0:26 / /sys/fs/cgroup rw,nosuid - tmpfs tmpfs rw,mode=755
