@@ -32,7 +32,7 @@ fail() {
 	exit 1
 }
 
-tmp=$(mktemp -d /tmp/rrun-cgroup2.XXXXXX)
+tmp=$(mktemp -d -p /tmp --suffix=.rrun-cgroup2)
 cleanup() {
 	if [ "${KEEP_TMP:-}" = 1 ]; then
 		log "kept $tmp"

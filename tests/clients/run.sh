@@ -183,7 +183,7 @@ install_packages || {
 }
 
 # Short: unix socket paths (conmon's attach socket, containerd's) must stay under 108 bytes.
-T=$(mktemp -d /tmp/rrcl.XXXXXX)
+T=$(mktemp -d -p /tmp --suffix=.rrcl)
 chmod 755 "$T" # a user namespace's root must reach its rootfs below
 trap finish EXIT
 trap 'exit 130' INT TERM
