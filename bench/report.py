@@ -26,6 +26,20 @@ NOTES = {
 }
 
 
+# The repo this report is written into: paths under it are shown relative to it, never as an
+# absolute path of the machine that produced the report.
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shown_path(p):
+    """`p` relative to the repo when it lies inside it (target/.../rrun), else as given."""
+    try:
+        rel = os.path.relpath(os.path.realpath(p), os.path.realpath(REPO))
+    except ValueError:
+        return p
+    return p if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
+
+
 def read_tsv(path):
     if not os.path.exists(path):
         return []
@@ -130,7 +144,7 @@ def main():
     lines.append(f"Load average (1/5/15 min) at {load}.{busy}\n")
     lines.append("## Runtimes\n")
     lines.append(md_table(["runtime", "binary", "status / version"],
-                          [[r[0], f"`{r[1]}`", (r[3] if r[2] == "ok" else f"**skipped**: {r[3]}")] for r in runtimes if len(r) >= 4], left=(0, 1, 2)))
+                          [[r[0], f"`{shown_path(r[1])}`", (r[3] if r[2] == "ok" else f"**skipped**: {r[3].replace(r[1], shown_path(r[1]))}")] for r in runtimes if len(r) >= 4], left=(0, 1, 2)))
     lines.append("")
 
     lines.append(f"## Latency (ms, lower is better; ratios are to {baseline})\n")
@@ -188,7 +202,7 @@ def main():
     if size:
         sizes = {r[0]: int(r[2]) for r in size}
         base = sizes.get(baseline)
-        rows = [[r[0], f"`{r[1]}`", f"{int(r[2]):,}", f"{int(r[2]) / 1048576:.2f}", ratio(int(r[2]), base), r[3]] for r in size]
+        rows = [[r[0], f"`{shown_path(r[1])}`", f"{int(r[2]):,}", f"{int(r[2]) / 1048576:.2f}", ratio(int(r[2]), base), r[3]] for r in size]
         size_table = md_table(["runtime", "file", "bytes", "MiB", f"/ {baseline}", "linkage"], rows, left=(0, 1, 5))
         lines.append("## Binary size\n")
         lines.append("`stat -c %s` of the binary; shared libraries of dynamic binaries are not counted.\n")

@@ -66,10 +66,9 @@ if [ "${RRUN_BENCH_INNER:-}" != 1 ]; then
   [ -n "${CRUN:-}" ] || need crun crun
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing missing packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || warn "apt-get update failed"
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-      warn "apt-get install ${missing[*]} failed; continuing with what is there"
+    . "$REPO/scripts/apt.sh"
+    apt_install --no-install-recommends "${missing[@]}" ||
+      warn "installing ${missing[*]} failed; continuing with what is there"
   fi
   for c in hyperfine jq python3 unshare ps timeout; do
     command -v "$c" >/dev/null 2>&1 || die "$c is required"

@@ -3,10 +3,8 @@
 set -euo pipefail
 dir=${1:?usage: mkrootfs.sh DIR}
 bb=/bin/busybox
-if ! dpkg -s busybox-static >/dev/null 2>&1; then
-  echo "installing busybox-static" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
-fi
+. "$(dirname "$0")/apt.sh"
+apt_install busybox-static
 tmp="$dir.tmp.$$"
 rm -rf "$tmp"
 mkdir -p "$tmp"/{bin,sbin,dev,proc,sys,tmp,etc,root,home,var,run,usr/bin,usr/sbin,mnt}

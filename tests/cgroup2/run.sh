@@ -43,25 +43,15 @@ cleanup() {
 trap cleanup EXIT
 
 # --- Host dependencies ------------------------------------------------------------------------
-apt_updated=
-apt_update() {
-	if [ -z "$apt_updated" ]; then
-		log "apt-get update"
-		apt-get update -qq >"$tmp/apt.log" 2>&1 || { cat "$tmp/apt.log" >&2; fail "apt-get update failed"; }
-		apt_updated=1
-	fi
-}
+# scripts/apt.sh copes with backported packages on the image (qemu-utils from backports).
+. "$repo/scripts/apt.sh"
+APT_LOG=$tmp/apt.log
+apt_update() { apt_update_once || fail "apt-get update failed"; }
 need=()
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
-[ -x /bin/busybox ] && dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v timeout >/dev/null 2>&1 || need+=(coreutils)
-if [ ${#need[@]} -gt 0 ]; then
-	apt_update
-	log "apt-get install ${need[*]}"
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >"$tmp/apt.log" 2>&1 ||
-		{ cat "$tmp/apt.log" >&2; fail "apt-get install ${need[*]} failed"; }
-fi
+apt_install --no-install-recommends busybox-static "${need[@]}" || fail "installing busybox-static ${need[*]} failed"
 
 # --- Kernel: Debian's linux-image-amd64, unpacked (not installed) -----------------------------
 kernel=${KERNEL:-}

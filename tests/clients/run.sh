@@ -78,13 +78,10 @@ install_packages() {
     policy_made=1
   fi
   local rc=0
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
-    >/tmp/rrun-clients-apt.log 2>&1 || rc=$?
+  # scripts/apt.sh: copes with backported packages on the image, says what apt said.
+  (. "$REPO/scripts/apt.sh" && apt_install "${missing[@]}") || rc=$?
   [ -n "$policy_made" ] && rm -f /usr/sbin/policy-rc.d
-  if [ $rc -ne 0 ]; then
-    tail -n 20 /tmp/rrun-clients-apt.log
-    return 1
-  fi
+  return $rc
 }
 
 # ---------------------------------------------------------------------------------------------
