@@ -4,13 +4,12 @@
 use crate::cgroups::Cgroup;
 use crate::error;
 use anyhow::{Context, Result, bail};
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 pub const STATE_FILE: &str = "state.json";
 pub const FIFO: &str = "exec.fifo";
@@ -66,11 +65,64 @@ pub struct Saved {
     pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
-/// A container directory, locked for the lifetime of this value.
+/// A container directory, locked while `lock` is held (see [`Container::unlock`]).
 pub struct Container {
     pub dir: PathBuf,
-    _lock: Flock<File>,
+    lock: Option<Lock>,
     pub saved: Saved,
+}
+
+/// An exclusive flock(2) on a state dir, held by this process alone: the fd is close-on-exec,
+/// and every child rrun clones closes it first thing ([`close_lock_in_child`]), so a container
+/// init or exec process never keeps an id locked after the command that took the lock is gone.
+/// Released by closing the fd, never by an explicit unlock (whose failure, EIO say, would have
+/// nowhere to go).
+pub struct Lock(OwnedFd);
+
+/// The lock fd this process holds, for children to close (-1: none).
+static HELD: AtomicI32 = AtomicI32::new(-1);
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = HELD.compare_exchange(self.0.as_raw_fd(), -1, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// In a child cloned by rrun (container init, exec): close the copy of the state lock's fd,
+/// so the lock lives exactly as long as the rrun command that took it.
+pub fn close_lock_in_child() {
+    let fd = HELD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: our own copy of the lock fd in this process; nothing else uses it here.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// How long a command waits for another one's lock on the same id (RRUN_LOCK_TIMEOUT, seconds).
+fn lock_timeout() -> std::time::Duration {
+    let s = std::env::var("RRUN_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(30.0);
+    std::time::Duration::from_secs_f64(s)
+}
+
+/// The pid that holds a flock on (dev, ino), from /proc/locks.
+fn lock_holder(dev: u64, ino: u64) -> Option<i32> {
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let want = format!(
+        "{:02x}:{:02x}:{ino}",
+        libc::major(dev as libc::dev_t),
+        libc::minor(dev as libc::dev_t)
+    );
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF" (a blocked waiter has "->").
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str()))
+            .then(|| f[4].parse().ok())
+            .flatten()
+    })
 }
 
 pub fn validate_id(id: &str) -> Result<()> {
@@ -95,11 +147,45 @@ pub fn default_root() -> PathBuf {
     }
 }
 
-fn lock_dir(dir: &Path) -> Result<Flock<File>> {
-    let f = File::open(dir).with_context(|| format!("open state dir {}", dir.display()))?;
-    Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("lock state dir {}", dir.display()))
+/// Lock a state dir, waiting at most [`lock_timeout`] for the command that holds it.
+pub fn lock_dir(dir: &Path) -> Result<Lock> {
+    let fd = crate::sys::openat2(
+        libc::AT_FDCWD,
+        &dir.to_string_lossy(),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+        0,
+    )
+    .with_context(|| format!("open state dir {}", dir.display()))?;
+    let deadline = std::time::Instant::now() + lock_timeout();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        // SAFETY: flock on an fd we own.
+        let r = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        match nix::errno::Errno::result(r) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EWOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(nix::errno::Errno::EWOULDBLOCK) => {
+                let st = nix::sys::stat::fstat(fd.as_raw_fd()).ok();
+                let who = st
+                    .and_then(|s| lock_holder(s.st_dev, s.st_ino))
+                    .map(|p| format!(" (pid {p})"))
+                    .unwrap_or_default();
+                bail!(
+                    "lock state dir {}: another rrun command{who} has held it for {:.0} s (RRUN_LOCK_TIMEOUT): EWOULDBLOCK",
+                    dir.display(),
+                    lock_timeout().as_secs_f64()
+                );
+            }
+            Err(e) => return Err(anyhow::anyhow!("lock state dir {}: {e}", dir.display())),
+        }
+    }
+    HELD.store(fd.as_raw_fd(), Ordering::SeqCst);
+    Ok(Lock(fd))
 }
 
 impl Container {
@@ -132,7 +218,7 @@ impl Container {
         };
         Ok(Container {
             dir,
-            _lock: lock,
+            lock: Some(lock),
             saved,
         })
     }
@@ -151,9 +237,24 @@ impl Container {
         let saved = read_saved(&dir, id)?;
         Ok(Container {
             dir,
-            _lock: lock,
+            lock: Some(lock),
             saved,
         })
+    }
+
+    /// A container whose dir the caller has locked and whose state it has read.
+    pub fn locked(dir: PathBuf, lock: Lock, saved: Saved) -> Container {
+        Container {
+            dir,
+            lock: Some(lock),
+            saved,
+        }
+    }
+
+    /// Let other commands take the id while this one goes on with what it read (`exec`
+    /// waiting on a process that joins a frozen cgroup must not keep `resume` out).
+    pub fn unlock(&mut self) {
+        self.lock = None;
     }
 
     pub fn save(&self) -> Result<()> {

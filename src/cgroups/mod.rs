@@ -3,6 +3,7 @@
 //! before init runs user code, puts init in it, and removes only the dirs it created.
 
 pub mod ebpf;
+pub mod owned;
 mod stats;
 pub mod v1;
 pub mod v2;
@@ -48,6 +49,9 @@ pub struct Cgroup {
     /// hierarchy's lock that concurrent creates' mkdirs hold for writing.
     #[serde(skip)]
     dir_fds: Vec<Option<std::sync::Arc<std::os::fd::OwnedFd>>>,
+    /// Where `create` records each dir before making it (see [`owned`]).
+    #[serde(skip)]
+    journal: Option<std::sync::Arc<owned::Journal>>,
 }
 
 /// Walks of a hierarchy `create` tries when a shared parent vanishes under it.
@@ -433,6 +437,7 @@ impl Cgroup {
             hierarchies,
             created: Vec::new(),
             dir_fds: Vec::new(),
+            journal: None,
         })
     }
 
@@ -488,6 +493,10 @@ impl Cgroup {
         part: Part,
     ) -> Result<()> {
         self.dir_fds.resize(self.hierarchies.len(), None);
+        if let Some(j) = &self.journal {
+            let leaves = self.hierarchies.iter().filter(|h| part.covers(h));
+            j.record(owned::Kind::Leaf, leaves.map(|h| h.dir.as_path()))?;
+        }
         for i in 0..self.hierarchies.len() {
             let h = self.hierarchies[i].clone();
             if !part.covers(&h) {
@@ -507,6 +516,7 @@ impl Cgroup {
         if part == Part::Unified {
             return Ok(());
         }
+        self.refuse_frozen()?;
         let mut res = resources.cloned().unwrap_or_default();
         add_default_devices(&mut res, devices);
         self.apply(&res)?;
@@ -514,6 +524,41 @@ impl Cgroup {
             // v2 has no devices files: the rules become an eBPF program on the cgroup.
             let rules = res.devices().clone().unwrap_or_default();
             ebpf::apply(&self.hierarchies[0].dir, &rules).context("linux.resources.devices")?;
+        }
+        Ok(())
+    }
+
+    /// A container made in a frozen cgroup (its own dir joined while frozen, or a frozen
+    /// parent) would never get to run: refused, as runc does.
+    fn refuse_frozen(&self) -> Result<()> {
+        let (i, file) = if self.mode == Mode::V2 {
+            (0, "cgroup.events")
+        } else {
+            match self.find_index("freezer") {
+                Some(i) => (i, "freezer.state"),
+                None => return Ok(()),
+            }
+        };
+        let mut s = String::new();
+        if let Ok(mut f) = self.open_file(i, file, libc::O_RDONLY) {
+            use std::io::Read;
+            let _ = f.read_to_string(&mut s);
+        }
+        let frozen = if self.mode == Mode::V2 {
+            s.lines().any(|l| l.trim() == "frozen 1")
+        } else {
+            matches!(s.trim(), "FROZEN" | "FREEZING")
+        };
+        if frozen {
+            bail!(
+                "cgroup {} is frozen ({file}: {}): a container cannot be created in a frozen cgroup; thaw it (or its parent) first",
+                self.hierarchies[i].dir.display(),
+                if self.mode == Mode::V2 {
+                    "frozen 1"
+                } else {
+                    s.trim()
+                }
+            );
         }
         Ok(())
     }
@@ -561,6 +606,11 @@ impl Cgroup {
             cur_fd = match existing {
                 Some(fd) => fd,
                 None => {
+                    if k + 1 < n
+                        && let Some(j) = &self.journal
+                    {
+                        j.record(owned::Kind::Parent, [cur.as_path()])?;
+                    }
                     let c = std::ffi::CString::new(name.as_bytes())?;
                     // SAFETY: a valid C string and a directory fd we hold.
                     let r = unsafe {
@@ -575,7 +625,13 @@ impl Cgroup {
                             self.created.push(cur.clone());
                             fresh = true;
                         }
-                        Err(nix::errno::Errno::EEXIST) => {}
+                        Err(nix::errno::Errno::EEXIST) => {
+                            if k + 1 == n
+                                && let Some(j) = &self.journal
+                            {
+                                j.record(owned::Kind::Existed, [cur.as_path()])?;
+                            }
+                        }
                         Err(e) if vanished(Some(e as i32)) => return Ok(None),
                         Err(e) => return Err(anyhow!("create cgroup {}: {e}", cur.display())),
                     }
@@ -754,33 +810,36 @@ impl Cgroup {
         bail!("{} did not reach {want}", check_file.display())
     }
 
-    /// Kill what is left, then remove the leaf dirs (retrying EBUSY) and the parents this
-    /// container created, never one it did not.
-    pub fn destroy(&self) -> Result<()> {
-        // Killed tasks of a frozen cgroup only die once thawed.
-        if self.is_frozen() {
-            let _ = self.set_frozen(false);
-        }
-        let mut last_err = None;
-        for h in &self.hierarchies {
-            if !self.created.contains(&h.dir) {
-                continue;
-            }
-            if let Err(e) = remove_leaf(&h.dir) {
-                last_err = Some(e);
-            }
-        }
-        for d in self.created.iter().rev() {
-            if self.hierarchies.iter().any(|h| &h.dir == d) {
-                continue;
-            }
-            // A shared parent stays while siblings use it.
-            let _ = std::fs::remove_dir(d);
-        }
-        match last_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+    /// Record each dir in `journal` before making it (see [`owned`]).
+    pub fn set_journal(&mut self, journal: owned::Journal) {
+        self.journal = Some(std::sync::Arc::new(journal));
+    }
+
+    /// Kill what is left, then remove the container dirs (nested cgroups first, retrying
+    /// EBUSY) and the parents this container created, never one it did not. `also` adds what
+    /// the create's record names (a create killed before it saved its `created` list).
+    pub fn destroy(&self, also: &owned::Owned) -> Result<()> {
+        let mut leaves: Vec<PathBuf> = self
+            .hierarchies
+            .iter()
+            .filter(|h| self.created.contains(&h.dir))
+            .map(|h| h.dir.clone())
+            .collect();
+        let mut parents: Vec<PathBuf> = self
+            .created
+            .iter()
+            .filter(|d| !leaves.contains(d))
+            .cloned()
+            .collect();
+        leaves.extend(
+            also.leaves
+                .iter()
+                .filter(|l| !leaves.contains(l))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        parents.extend(also.parents.iter().cloned());
+        owned::remove(&leaves, &parents)
     }
 }
 

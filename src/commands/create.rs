@@ -112,6 +112,9 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     // user namespace: that path keeps the cgroup first). v2: all of it first.
     let t = crate::logging::phase("cgroup");
     let mut cg = Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?;
+    // Every dir is recorded before it is made: a create killed anywhere leaves `delete
+    // --force` what it needs, with or without a state.json.
+    cg.set_journal(crate::cgroups::owned::Journal::create(&c.dir)?);
     let late = cg.split_create() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER);
     let res = plan.resources.as_ref();
     {

@@ -1,21 +1,42 @@
 //! `delete`, and `destroy`: the one cleanup path shared with a failed create.
 
+use crate::cgroups::owned;
 use crate::cli::DeleteArgs;
 use crate::state::{Container, Status};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
 pub fn run(root: &Path, a: &DeleteArgs) -> Result<()> {
-    let c = match Container::load(root, &a.id) {
-        Ok(c) => c,
-        Err(e) if a.force && crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => {
-            // A create that died before writing state can leave an empty dir behind.
-            let _ = std::fs::remove_dir_all(root.join(&a.id));
-            return Ok(());
+    crate::state::validate_id(&a.id)?;
+    let dir = root.join(&a.id);
+    let lock = match crate::state::lock_dir(&dir) {
+        Ok(l) => l,
+        Err(e) if crate::error::errno_of(&e) == Some(libc::ENOENT) => {
+            return if a.force {
+                Ok(())
+            } else {
+                Err(crate::error::not_found(&a.id))
+            };
         }
         Err(e) => return Err(e),
     };
+    let saved = match crate::state::read_saved(&dir, &a.id) {
+        Ok(s) => s,
+        // A create killed before its first state.json, or a state.json lost or corrupt:
+        // what the container owns is found from the create's record instead.
+        Err(e) if a.force => return recover(&dir, lock, &e),
+        Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => {
+            return Err(e);
+        }
+        Err(e) => {
+            return Err(e.context(format!(
+                "container {}: its state cannot be read (`delete --force` removes it)",
+                a.id
+            )));
+        }
+    };
+    let c = Container::locked(dir, lock, saved);
     let status = c.status();
     if matches!(status, Status::Running | Status::Paused) && !a.force {
         return Err(crate::error::invalid_state(format!(
@@ -27,8 +48,26 @@ pub fn run(root: &Path, a: &DeleteArgs) -> Result<()> {
     destroy(c)
 }
 
+/// `delete --force` without a usable state.json: kill and remove every cgroup dir the
+/// create recorded (the processes with them), then the state dir.
+fn recover(dir: &Path, lock: crate::state::Lock, why: &anyhow::Error) -> Result<()> {
+    if crate::error::kind_of(why) != Some(crate::error::Kind::NotFound) {
+        crate::logging::warn(&format!(
+            "{why:#}: removing what the container's cgroup record ({}) names",
+            owned::FILE
+        ));
+    }
+    let o = owned::read(dir);
+    owned::remove(&o.leaves, &o.parents)
+        .with_context(|| format!("the state dir {} stays for a retry", dir.display()))?;
+    std::fs::remove_dir_all(dir).with_context(|| format!("remove state dir {}", dir.display()))?;
+    drop(lock);
+    Ok(())
+}
+
 /// Kill init and whatever else is in the cgroup, remove the cgroup dirs rrun created and the
 /// state dir. Mounts live in the container's mount namespace and go with its processes.
+/// When a cgroup dir cannot be removed the state dir stays, so that a retry can finish.
 pub fn destroy(c: Container) -> Result<()> {
     // The pidfd pins the process; the start time proves it is still our init.
     if crate::util::pid_alive(c.saved.pid, c.saved.start_time)
@@ -49,12 +88,13 @@ pub fn destroy(c: Container) -> Result<()> {
         let state = crate::hooks::state_json(&s.id, "stopped", s.pid, &s.bundle, &s.annotations);
         crate::hooks::run_all_warn("poststop", Some(h), &state);
     }
-    let mut res = Ok(());
-    if let Some(cg) = &c.saved.cgroup {
-        res = cg.destroy();
-    }
-    let r2 = c.remove();
-    res.and(r2)
+    let also = owned::read(&c.dir);
+    let res = match &c.saved.cgroup {
+        Some(cg) => cg.destroy(&also),
+        None => owned::remove(&also.leaves, &also.parents),
+    };
+    res.with_context(|| format!("the state dir {} stays for a retry", c.dir.display()))?;
+    c.remove()
 }
 
 /// A pidfd becomes readable when the process exits (zombie or reaped).

@@ -104,7 +104,7 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
 }
 
 pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
-    let c = Container::load(root, &a.id)?;
+    let mut c = Container::load(root, &a.id)?;
     match c.status() {
         Status::Running | Status::Created => {}
         Status::Paused if a.ignore_paused => {}
@@ -122,6 +122,9 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
             )));
         }
     }
+    // What follows works from what was read: with --ignore-paused the process joins a frozen
+    // cgroup and waits there, and `resume` must be able to take the lock meanwhile.
+    c.unlock();
     let plan = process_of(&c, a)?;
     if plan.terminal && a.console_socket.is_none() && a.detach {
         bail!("exec: a terminal with --detach needs --console-socket to hand the pty to");

@@ -61,9 +61,25 @@ fn read_all(root: &Path) -> Vec<(Brief, Status)> {
         let mut buf = Vec::with_capacity(8192);
         ids.iter()
             .filter_map(|id| {
-                let b =
-                    crate::state::read_brief_at(root_fd.as_raw_fd(), Path::new(id), id, &mut buf)
-                        .ok()?;
+                let b = match crate::state::read_brief_at(
+                    root_fd.as_raw_fd(),
+                    Path::new(id),
+                    id,
+                    &mut buf,
+                ) {
+                    Ok(b) => b,
+                    // No state.json yet: a create under way (or killed before it wrote one).
+                    Err(e) if crate::error::kind_of(&e) == Some(crate::error::Kind::NotFound) => {
+                        return None;
+                    }
+                    // Not hidden: said, as runc does, with what removes it.
+                    Err(e) => {
+                        crate::logging::warn(&format!(
+                            "container {id}: {e:#} (`rrun delete --force {id}` removes it)"
+                        ));
+                        return None;
+                    }
+                };
                 let f = b.facts_in(root_fd.as_fd(), proc_fd.as_ref().map(|p| p.as_fd()));
                 let status = crate::state::derive_status(&f);
                 Some((b, status))

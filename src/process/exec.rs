@@ -133,6 +133,8 @@ fn child_main(
     cg_entry: Option<&crate::cgroups::Entry>,
     flags: CloneFlags,
 ) -> Result<std::convert::Infallible> {
+    // The state lock belongs to the rrun command, not to the process.
+    crate::state::close_lock_in_child();
     // SAFETY: prctl with integer arguments: die with rrun until exec.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if let Some(e) = cg_entry {

@@ -47,6 +47,8 @@ fn setup(
     fork: bool,
 ) -> Result<Infallible> {
     let plan = o.plan;
+    // The state lock belongs to the rrun command, not to the container.
+    crate::state::close_lock_in_child();
     // --debug lines after the mount namespace and root change still go to the caller's --log.
     crate::logging::pin_file(3 + o.extra_fds as i32);
     // Until Ready, init dies with the rrun that creates it.
