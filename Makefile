@@ -5,7 +5,7 @@ RELEASE_BIN := target/$(TARGET)/release/rrun
 BUNDLE := bundles/busybox
 export RUSTFLAGS ?= -C target-feature=+crt-static
 
-.PHONY: all build bundles demo test test-unit test-integration test-cgroup2 test-clients lint install bench clean
+.PHONY: all build bundles demo test test-unit test-integration test-faults test-cgroup2 test-clients lint install bench clean
 
 all: build
 
@@ -31,6 +31,12 @@ test-unit:
 # Integration tests need root and real containers. RUNTIME=/usr/sbin/runc runs them against runc.
 test-integration: build bundles
 	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) env -u RUSTFLAGS cargo test --test integration -- --test-threads=2
+
+# Fault injection (tests/faults): rrun SIGKILLed at every syscall of create/start/run/exec/delete,
+# in every process it makes, and its own syscalls failed with EIO/ENOMEM/EINTR/EAGAIN (a ptrace
+# driver); each followed by delete --force: no hang, no panic, nothing left. FAULTS_EVERY=N samples.
+test-faults: build bundles
+	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) env -u RUSTFLAGS cargo test --test faults -- --test-threads=1 --nocapture
 
 # cgroup v2 tests in a qemu guest (Debian's kernel, software emulation); installs what it needs.
 test-cgroup2: build

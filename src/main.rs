@@ -11,6 +11,8 @@ mod cli;
 mod commands;
 mod console;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod hooks;
 mod logging;
 mod namespaces;

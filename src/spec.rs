@@ -143,11 +143,16 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
             format!("rootfs {}: {}", rootfs.display(), crate::sys::io_errno(&e)),
         )
     })?;
-    if !rootfs.is_dir() {
-        bail!(cfg_err(
+    match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!(cfg_err(
             "root.path",
             format!("{} is not a directory", rootfs.display())
-        ));
+        )),
+        Err(e) => bail!(cfg_err(
+            "root.path",
+            format!("stat {}: {}", rootfs.display(), crate::sys::io_errno(&e))
+        )),
     }
     let linux = spec
         .linux()
@@ -241,6 +246,18 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
             "domainname",
             "setting a domainname needs a new uts namespace"
         ));
+    }
+    // The kernel takes at most 64 bytes (__NEW_UTS_LEN): said here, not as EINVAL from init.
+    for (field, v) in [("hostname", &hostname), ("domainname", &domainname)] {
+        if let Some(v) = v.as_deref().filter(|v| v.len() > 64) {
+            bail!(cfg_err(
+                field,
+                format!(
+                    "{} is longer than the kernel's 64 bytes",
+                    crate::util::shorten(v, 64)
+                )
+            ));
+        }
     }
 
     let mounts = spec

@@ -40,6 +40,19 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Write a file atomically: a temp file in the same directory, fsync-free rename over the target.
+/// A value for an error message: quoted, and cut after `max` bytes (with its whole length)
+/// so that a huge config value does not become a huge error.
+pub fn shorten(v: &str, max: usize) -> String {
+    if v.len() <= max {
+        return format!("{v:?}");
+    }
+    let mut end = max;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &v[..end], v.len())
+}
+
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path

@@ -77,7 +77,7 @@ impl Channel {
     pub fn send<T: Serialize>(&self, m: &T) -> Result<()> {
         let data = serde_json::to_vec(m)?;
         send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
-            .map_err(|e| anyhow!("send on the init channel: {e}"))?;
+            .map_err(|e| anyhow::Error::new(e).context("send on the init channel"))?;
         Ok(())
     }
 
@@ -103,7 +103,7 @@ impl Channel {
             MsgFlags::MSG_NOSIGNAL,
             None,
         )
-        .map_err(|e| anyhow!("send fds on the init channel: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("send fds on the init channel"))?;
         Ok(())
     }
 
@@ -122,6 +122,10 @@ impl Channel {
         use std::os::fd::FromRawFd;
         // The message's size first (a peek with MSG_TRUNC gives the whole length): a buffer of
         // exactly that, not 64 KiB zeroed in a freshly forked process for a few bytes.
+        // ECONNRESET: the other side closed with a message of ours unread. What it sent
+        // before closing (its Error) is still queued: the error is cleared by being
+        // reported, so read on.
+        let mut reset = false;
         let len = loop {
             // SAFETY: a zero-length receive into no buffer; only the length comes back.
             let r = unsafe {
@@ -135,7 +139,11 @@ impl Channel {
             match nix::errno::Errno::result(r) {
                 Ok(n) => break n as usize,
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(anyhow!("receive on the init channel: {e}")),
+                Err(nix::errno::Errno::ECONNRESET) if !reset => reset = true,
+                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context("receive on the init channel"));
+                }
             }
         };
         let mut buf = vec![0u8; len.max(1)];
@@ -159,7 +167,9 @@ impl Channel {
                     (msg.bytes, fds)
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(anyhow!("receive on the init channel: {e}")),
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context("receive on the init channel"));
+                }
             };
             if n == 0 {
                 return Ok(None);
@@ -175,7 +185,7 @@ impl Channel {
             Some(m) if m == want => Ok(()),
             Some(m) => Err(anyhow!("init channel: expected {want:?}, got {m:?}")),
             None => Err(anyhow!(
-                "init channel: the parent went away while init waited for {want:?}"
+                "init channel: closed by the parent while init waited for {want:?}"
             )),
         }
     }

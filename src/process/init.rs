@@ -122,7 +122,8 @@ fn setup(
         loopback_up().context("the new network namespace")?;
     }
     if let Some(h) = &plan.hostname {
-        nix::unistd::sethostname(h).map_err(|e| anyhow!("set hostname {h:?}: {e}"))?;
+        nix::unistd::sethostname(h)
+            .map_err(|e| anyhow!("set hostname {}: {e}", crate::util::shorten(h, 64)))?;
     }
     if let Some(d) = &plan.domainname {
         let c = CString::new(d.as_str())?;
@@ -292,7 +293,7 @@ fn enter_late_cgroup(chan: &Channel, cgroupns: CloneFlags) -> Result<()> {
     let tasks = match chan.recv::<ToInit>()? {
         Some(ToInit::Cgroup { tasks }) => tasks,
         Some(other) => bail!("init channel: expected Cgroup, got {other:?}"),
-        None => bail!("init channel: the parent went away while init waited for its cgroup"),
+        None => bail!("init channel: closed by the parent while init waited for its cgroup"),
     };
     crate::cgroups::Entry::from_tasks(chan.take_fds(), tasks)?.enter()?;
     if !cgroupns.is_empty() {

@@ -197,8 +197,16 @@ impl Pending<'_, '_> {
         let Err(err) = self.parent.send_fds(&ToInit::Cgroup { tasks }, &fds) else {
             return Ok(());
         };
-        // init most likely failed first (the send then finds its end closed): its own error
-        // says why. Our end shut for writing, a live init stops waiting and reports too.
+        let err = err.context("send init its v1 cgroup");
+        // Our own send failed (not because init closed its end): that is the error.
+        if !matches!(
+            crate::error::errno_of(&err),
+            Some(libc::EPIPE) | Some(libc::ECONNRESET)
+        ) {
+            return Err(err);
+        }
+        // init failed first (the send found its end closed): its own error says why. Our end
+        // shut for writing, a live init stops waiting and reports too.
         let _ = nix::sys::socket::shutdown(
             std::os::fd::AsRawFd::as_raw_fd(&self.parent.fd),
             nix::sys::socket::Shutdown::Write,
@@ -311,6 +319,22 @@ pub fn block_forwarded_signals() -> Result<nix::sys::signal::SigSet> {
     Ok(set)
 }
 
+/// sigwait(3) for one of `set`. Not nix's `SigSet::wait`: glibc's sigwait returns its error
+/// number (not -1 and errno), which nix takes for success and then unwraps an uninitialized
+/// signal number (a panic on an EAGAIN or ENOMEM from rt_sigtimedwait).
+fn sigwait(set: &nix::sys::signal::SigSet) -> Result<Signal> {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: a valid sigset and a valid out pointer.
+    let r = unsafe { libc::sigwait(set.as_ref(), &mut sig) };
+    if r != 0 {
+        return Err(anyhow!(
+            "wait for a signal: {}",
+            nix::errno::Errno::from_raw(r)
+        ));
+    }
+    Signal::try_from(sig).map_err(|e| anyhow!("wait for a signal: signal {sig}: {e}"))
+}
+
 /// Wait for `pid`, forwarding the usual signals to it; 128+N when killed by signal N.
 pub fn wait_forwarding(pid: i32) -> Result<i32> {
     let set = block_forwarded_signals()?;
@@ -324,7 +348,7 @@ pub fn wait_forwarding(pid: i32) -> Result<i32> {
             Ok(_) => {}
             Err(e) => return Err(anyhow!("wait for process {pid}: {e}")),
         }
-        match set.wait() {
+        match sigwait(&set) {
             Ok(Signal::SIGCHLD) => {
                 if let Some(code) = reap_child(pid) {
                     return Ok(code);

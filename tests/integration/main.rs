@@ -22,6 +22,7 @@ mod common;
 
 mod bad_input;
 mod cgroups;
+mod crash;
 mod cve;
 mod exec;
 mod features;
