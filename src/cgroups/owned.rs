@@ -138,9 +138,13 @@ pub fn read(state_dir: &Path) -> Owned {
 pub fn remove(leaves: &[PathBuf], parents: &[PathBuf]) -> Result<()> {
     let mut first = None;
     for l in leaves {
+        // The usual case (delete's kill emptied it, nothing nested): one rmdir.
+        match std::fs::remove_dir(l) {
+            Ok(()) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => {}
+        }
         thaw_tree(l);
-    }
-    for l in leaves {
         if let Err(e) = remove_tree(l) {
             first.get_or_insert(e);
         }
