@@ -191,10 +191,7 @@ fn child_main(
     if env.iter().any(|e| e.starts_with("LISTEN_FDS=")) {
         env.push(format!("LISTEN_PID={}", nix::unistd::getpid()));
     }
-    let mut prep = super::init::prepare_process(o.process, &env)?;
-    if let Some(l) = prep.listener.take() {
-        chan.send_fd(&ToParent::SeccompListener, l.as_raw_fd())?;
-    }
+    let prep = super::init::prepare_process(o.process, &env, chan)?;
     Err(super::init::exec_prepared(
         &prep,
         o.extra_fds,

@@ -239,11 +239,8 @@ fn setup(
     }
 
     let t = crate::logging::phase("process");
-    let mut prep = prepare_process(&plan.process, &o.extra_env)?;
+    let prep = prepare_process(&plan.process, &o.extra_env, chan)?;
     drop(t);
-    if let Some(l) = prep.listener.take() {
-        chan.send_fd(&ToParent::SeccompListener, l.as_raw_fd())?;
-    }
 
     // Signals that end a created container while it waits for start.
     for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
@@ -343,8 +340,6 @@ fn chown_stdio(uid: u32) {
 pub struct Prepared {
     /// The sealed exec trampoline (see dmz.rs).
     dmz: OwnedFd,
-    /// The seccomp notify listener, for the parent to hand to listenerPath.
-    pub listener: Option<OwnedFd>,
     /// A filter to install right before execve.
     late: Option<crate::seccomp::Filter>,
     exe: CString,
@@ -355,7 +350,21 @@ pub struct Prepared {
 
 /// Everything about the process before execve, inside the container's root: the executable
 /// (PATH lookup), HOME, rlimits, user, groups, capabilities, umask, cwd, no_new_privs.
-pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Result<Prepared> {
+pub fn prepare_process(
+    p: &crate::spec::ProcPlan,
+    extra_env: &[String],
+    chan: &Channel,
+) -> Result<Prepared> {
+    // A notify filter's listener goes to the parent the moment the filter is in: any later
+    // syscall the profile notifies (fcntl, setgroups, chdir...) waits for an agent that only
+    // has the listener once the parent has handed it on.
+    let install = |f: &crate::seccomp::Filter| -> Result<()> {
+        if let Some(l) = f.install().context("linux.seccomp")? {
+            chan.send_fd(&ToParent::SeccompListener, l.as_raw_fd())
+                .context("linux.seccomp: hand the notify listener to rrun")?;
+        }
+        Ok(())
+    };
     reopen_dev_null();
     if !p.terminal {
         // Its own session and process group, as runc gives it: a signal to the caller's
@@ -381,11 +390,10 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
     // Seccomp goes in as late as it can: without no_new_privs it needs CAP_SYS_ADMIN, so
     // before the user and capabilities change; with it, right before execve (or here, after
     // no_new_privs, when its notify listener must still reach the parent).
-    let mut listener = None;
     let mut late = None;
     if let Some(f) = &p.seccomp {
         if !p.no_new_privileges {
-            listener = f.install().context("linux.seccomp")?;
+            install(f)?;
         } else if !f.needs_notify() {
             late = Some(f.clone());
         }
@@ -413,7 +421,7 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
     if p.no_new_privileges {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
         if let Some(f) = p.seccomp.as_ref().filter(|f| f.needs_notify()) {
-            listener = f.install().context("linux.seccomp")?;
+            install(f)?;
         }
     }
     let cs = |v: &[String]| {
@@ -423,7 +431,6 @@ pub fn prepare_process(p: &crate::spec::ProcPlan, extra_env: &[String]) -> Resul
     };
     Ok(Prepared {
         dmz,
-        listener,
         late,
         exe,
         argv: cs(&p.args)?,

@@ -694,8 +694,9 @@ struct AgentReport {
 
 /// A seccomp agent: listens on a unix socket, receives the listener fd and
 /// the container state, and answers notifications with `answers` in turn
-/// (an errno, or 0 for success without doing the call); further
-/// notifications get success.
+/// (an errno, 0 for success without doing the call, or -1 to let the call
+/// go on: SECCOMP_USER_NOTIF_FLAG_CONTINUE); further notifications get
+/// success.
 struct NotifyAgent {
     path: PathBuf,
     stop: Arc<AtomicBool>,
@@ -808,11 +809,12 @@ fn agent(
             cgroup,
         });
         let errno = answers.next().unwrap_or(0);
+        let (error, flags) = if errno < 0 { (0, 1) } else { (-errno, 0) };
         let resp = SeccompNotifResp {
             id: n.id,
             val: 0,
-            error: -errno,
-            flags: 0,
+            error,
+            flags,
         };
         // SAFETY: the ioctl reads a seccomp_notif_resp.
         unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND as _, &resp) };
@@ -873,6 +875,38 @@ fn seccomp_notify_agent_answers() {
         ["creating", "created"].contains(&st["state"]["status"].as_str().unwrap_or("")),
         "state: {st}"
     );
+}
+
+/// A notify rule on a syscall rrun itself makes after loading the filter
+/// (fcntl: sealing the exec trampoline, F_SETFD) must not deadlock: the
+/// listener reaches the agent before any such call, with and without
+/// noNewPrivileges (which decides when the filter goes in).
+#[test]
+fn seccomp_notify_on_fcntl_does_not_deadlock() {
+    for nnp in [false, true] {
+        let env = TestEnv::new(&format!("notify-fcntl-nnp-{nnp}"));
+        // Every fcntl goes on as asked (CONTINUE).
+        let agent = NotifyAgent::start(env.dir.join("agent.sock"), vec![-1; 64]);
+        let started = Instant::now();
+        let out = env.run_capture(&["sh", "-c", "echo fine"], |s| {
+            set(s, "/process/noNewPrivileges", json!(nnp));
+            set(
+                s,
+                "/linux/seccomp",
+                json!({
+                    "defaultAction": "SCMP_ACT_ALLOW",
+                    "listenerPath": agent.path.to_str().unwrap(),
+                    "syscalls": [{"names": ["fcntl"], "action": "SCMP_ACT_NOTIFY"}],
+                }),
+            );
+        });
+        let report = agent.finish();
+        out.ok();
+        assert_eq!(out.lines(), vec!["fine"], "noNewPrivileges {nnp}: {out}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let report = report.unwrap_or_else(|e| panic!("agent: {e}\n{out}"));
+        assert!(report.state["pid"].as_i64().is_some_and(|p| p > 0));
+    }
 }
 
 // ---------------------------------------------------------------------------
