@@ -147,8 +147,32 @@ pub fn default_root() -> PathBuf {
     }
 }
 
-/// Lock a state dir, waiting at most [`lock_timeout`] for the command that holds it.
+/// Lock a state dir, waiting at most [`lock_timeout`] for the command that holds it. A dir
+/// removed while we waited (a concurrent delete) is ENOENT, as if it had never been there;
+/// one removed and made anew (a new container with the id) is locked afresh.
 pub fn lock_dir(dir: &Path) -> Result<Lock> {
+    let deadline = std::time::Instant::now() + lock_timeout();
+    loop {
+        let lock = lock_dir_once(dir, deadline)?;
+        let held = nix::sys::stat::fstat(lock.0.as_raw_fd())
+            .map_err(|e| anyhow::anyhow!("stat state dir {}: {e}", dir.display()))?;
+        if held.st_nlink == 0 {
+            return Err(anyhow::Error::new(nix::errno::Errno::ENOENT)
+                .context(format!("lock state dir {}: removed meanwhile", dir.display())));
+        }
+        match nix::sys::stat::lstat(dir) {
+            Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => return Ok(lock),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::ENOENT) => {
+                return Err(anyhow::Error::new(nix::errno::Errno::ENOENT)
+                    .context(format!("lock state dir {}: removed meanwhile", dir.display())));
+            }
+            Err(e) => return Err(anyhow::anyhow!("stat state dir {}: {e}", dir.display())),
+        }
+    }
+}
+
+fn lock_dir_once(dir: &Path, deadline: std::time::Instant) -> Result<Lock> {
     let fd = crate::sys::openat2(
         libc::AT_FDCWD,
         &dir.to_string_lossy(),
@@ -157,7 +181,6 @@ pub fn lock_dir(dir: &Path) -> Result<Lock> {
         0,
     )
     .with_context(|| format!("open state dir {}", dir.display()))?;
-    let deadline = std::time::Instant::now() + lock_timeout();
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         // SAFETY: flock on an fd we own.

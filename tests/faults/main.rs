@@ -358,3 +358,221 @@ fn faults_exec() {
 fn faults_delete() {
     sweep(Verb::Delete);
 }
+
+/// A bundle for container `n` of a stress test: its own cgroup under the test's.
+fn stress_bundle(env: &TestEnv, n: usize, args: &[&str]) -> String {
+    let mut spec = env.spec();
+    set_args(&mut spec, args);
+    set(&mut spec, "/process/terminal", serde_json::json!(false));
+    set(
+        &mut spec,
+        "/linux/cgroupsPath",
+        serde_json::json!(format!("{}/{n}", env.cgroups_path())),
+    );
+    let dir = env.dir.join(format!("b{n}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), spec.to_string()).unwrap();
+    dir.to_str().unwrap().to_string()
+}
+
+/// `<runtime> --root ROOT ARGS` (what `TestEnv::command` makes, for threads: TestEnv is not
+/// Sync).
+fn command_in(root: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(runtime_bin());
+    cmd.arg("--root").arg(root).args(args);
+    cmd
+}
+
+/// Run a command to its end with stdin and stdout from/to /dev/null and stderr to a file (a
+/// detached container keeps whatever stdio it was given: no pipe is waited on). (exit code,
+/// stderr); a command still running after a minute is killed and reported.
+fn run_quiet(mut cmd: std::process::Command, tag: &str) -> (Option<i32>, String) {
+    let err = std::env::temp_dir().join(format!("rrun-stress-{}-{tag}.err", std::process::id()));
+    let f = std::fs::File::create(&err).unwrap();
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(f);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        match child.try_wait().unwrap() {
+            Some(st) => break st.code(),
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let text = std::fs::read_to_string(&err).unwrap_or_default();
+    let _ = std::fs::remove_file(&err);
+    (code, text)
+}
+
+/// Run `f(i)` for i in 0..n on `threads` threads at once; the failures' messages.
+fn in_parallel(n: usize, f: impl Fn(usize) -> Result<(), String> + Sync) -> Vec<String> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let errs = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..32 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= n {
+                        break;
+                    }
+                    if let Err(e) = f(i) {
+                        errs.lock().unwrap().push(e);
+                    }
+                }
+            });
+        }
+    });
+    errs.into_inner().unwrap()
+}
+
+/// The test's own parent cgroup in every hierarchy (a prefix it owns: rrun makes only the
+/// containers' dirs under it). Returns the dirs, for `children_left` and the removal.
+fn own_parent(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    cgroup_mountpoints()
+        .into_iter()
+        .map(|m| {
+            let d = m.join(env.cgroups_path().trim_start_matches('/'));
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        })
+        .collect()
+}
+
+/// Container cgroups still under the test's parent dirs.
+fn children_left(parents: &[std::path::PathBuf]) -> Vec<String> {
+    parents
+        .iter()
+        .flat_map(|p| std::fs::read_dir(p).into_iter().flatten().flatten())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| format!("cgroup left: {}", e.path().display()))
+        .collect()
+}
+
+fn remove_parents(parents: &[std::path::PathBuf]) {
+    for p in parents {
+        let _ = std::fs::remove_dir(p);
+    }
+}
+
+/// 200 `run -d` at once (32 in flight), then 200 `delete --force`, twice: no failure,
+/// nothing left.
+#[test]
+fn stress_200_parallel_run_detached() {
+    const N: usize = 200;
+    for round in 0..2 {
+        let env = TestEnv::new(&format!("par200-{round}"));
+        let parents = own_parent(&env);
+        let bundles: Vec<String> = (0..N)
+            .map(|i| stress_bundle(&env, i, &["sleep", "1000"]))
+            .collect();
+        let ids: Vec<String> = (0..N).map(|i| format!("{}-{i}", env.id)).collect();
+        for id in &ids {
+            env.track_id(id);
+        }
+        let root = env.root.clone();
+        let t = std::time::Instant::now();
+        let run_errs = in_parallel(N, |i| {
+            let args = ["run", "-d", "--bundle", &bundles[i], &ids[i]];
+            match run_quiet(command_in(&root, &args), &format!("r{i}")) {
+                (Some(0), _) => Ok(()),
+                (c, e) => Err(format!("run -d {} ({c:?}): {}", ids[i], e.trim())),
+            }
+        });
+        let run_took = t.elapsed();
+        let listed = env.rt(&["list", "-q"]).lines().len();
+        let t = std::time::Instant::now();
+        let del_errs = in_parallel(N, |i| {
+            let args = ["delete", "--force", &ids[i]];
+            match run_quiet(command_in(&root, &args), &format!("d{i}")) {
+                (Some(0), _) => Ok(()),
+                (c, e) => Err(format!("delete --force {} ({c:?}): {}", ids[i], e.trim())),
+            }
+        });
+        let del_took = t.elapsed();
+        let mut left = Vec::new();
+        wait_until(Duration::from_secs(10), || {
+            reap_zombies();
+            left = children_left(&parents);
+            left.extend(
+                env.leftovers()
+                    .into_iter()
+                    .filter(|l| !l.starts_with("cgroup left")),
+            );
+            left.is_empty()
+        });
+        remove_parents(&parents);
+        eprintln!(
+            "stress round {round}: {N} run -d in {run_took:.2?} ({} failed), {listed} listed, {N} delete --force in {del_took:.2?} ({} failed), {} leftovers",
+            run_errs.len(),
+            del_errs.len(),
+            left.len()
+        );
+        assert!(run_errs.is_empty(), "run -d failures: {run_errs:#?}");
+        assert_eq!(listed, N);
+        assert!(del_errs.is_empty(), "delete failures: {del_errs:#?}");
+        assert!(left.is_empty(), "leftovers: {left:#?}");
+    }
+}
+
+/// Races on one id: 100 creates of the same id at once (exactly one wins, the rest say it
+/// exists), then 50 `delete --force` and 50 `kill` of it at once: it is gone, every command
+/// gave a fitting answer, and nothing is left.
+#[test]
+fn stress_races_on_one_id() {
+    let env = TestEnv::new("race-one-id");
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    set(&mut spec, "/process/terminal", serde_json::json!(false));
+    env.write_bundle(&spec);
+    env.track_id(&env.id);
+    let bundle = env.bundle.to_str().unwrap().to_string();
+    let (root, id) = (env.root.clone(), env.id.clone());
+    let won = std::sync::atomic::AtomicUsize::new(0);
+    let errs = in_parallel(100, |i| {
+        let args = ["create", "--bundle", &bundle, &id];
+        match run_quiet(command_in(&root, &args), &format!("c{i}")) {
+            (Some(0), _) => {
+                won.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+            (_, e) if e.contains("already exists") => Ok(()),
+            (c, e) => Err(format!("create ({c:?}): {}", e.trim())),
+        }
+    });
+    assert!(errs.is_empty(), "unexpected create errors: {errs:#?}");
+    assert_eq!(won.into_inner(), 1, "exactly one create of the id succeeds");
+    env.rt(&["start", &env.id]).ok();
+    let errs = in_parallel(100, |i| {
+        let args: Vec<&str> = if i % 2 == 0 {
+            vec!["delete", "--force", &id]
+        } else {
+            vec!["kill", &id, "KILL"]
+        };
+        let (code, e) = run_quiet(command_in(&root, &args), &format!("k{i}"));
+        if code == Some(0) || e.contains("does not exist") || e.contains("not running") {
+            Ok(())
+        } else {
+            Err(format!("{} ({code:?}): {}", args[0], e.trim()))
+        }
+    });
+    assert!(errs.is_empty(), "unexpected errors: {errs:#?}");
+    let mut left = Vec::new();
+    wait_until(Duration::from_secs(10), || {
+        reap_zombies();
+        left = env.leftovers();
+        left.is_empty()
+    });
+    assert!(left.is_empty(), "leftovers: {left:#?}");
+    eprintln!(
+        "races: 100 creates of one id: 1 won, 99 'already exists'; 50 delete --force + 50 kill at once: no error, nothing left"
+    );
+}
