@@ -36,6 +36,22 @@ fn fd_hygiene() {
     }
 }
 
+/// How many of the caller's fds from 3 on the command hands to the container process
+/// (--preserve-fds, and LISTEN_FDS for socket activation).
+fn passed_fds(cli: &cli::Cli) -> u32 {
+    let preserve = match &cli.cmd {
+        Some(cli::Cmd::Create(a)) => a.opts.preserve_fds,
+        Some(cli::Cmd::Run(a)) => a.opts.preserve_fds,
+        Some(cli::Cmd::Exec(a)) => a.preserve_fds,
+        _ => return 0,
+    };
+    let listen: u32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    preserve.saturating_add(listen)
+}
+
 /// The C entry point (see the crate attributes): run rrun, never return.
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
@@ -61,6 +77,8 @@ fn rrun_main() {
         );
         std::process::exit(0);
     }
+    // Before rrun opens anything (the --log file included): see util::reserve_passed_fds.
+    util::reserve_passed_fds(passed_fds(&cli));
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
     let code = match commands::dispatch(&cli) {
         Ok(code) => code,

@@ -157,15 +157,23 @@ pub fn lock_dir(dir: &Path) -> Result<Lock> {
         let held = nix::sys::stat::fstat(lock.0.as_raw_fd())
             .map_err(|e| anyhow::anyhow!("stat state dir {}: {e}", dir.display()))?;
         if held.st_nlink == 0 {
-            return Err(anyhow::Error::new(nix::errno::Errno::ENOENT)
-                .context(format!("lock state dir {}: removed meanwhile", dir.display())));
+            return Err(
+                anyhow::Error::new(nix::errno::Errno::ENOENT).context(format!(
+                    "lock state dir {}: removed meanwhile",
+                    dir.display()
+                )),
+            );
         }
         match nix::sys::stat::lstat(dir) {
             Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => return Ok(lock),
             Ok(_) => continue,
             Err(nix::errno::Errno::ENOENT) => {
-                return Err(anyhow::Error::new(nix::errno::Errno::ENOENT)
-                    .context(format!("lock state dir {}: removed meanwhile", dir.display())));
+                return Err(
+                    anyhow::Error::new(nix::errno::Errno::ENOENT).context(format!(
+                        "lock state dir {}: removed meanwhile",
+                        dir.display()
+                    )),
+                );
             }
             Err(e) => return Err(anyhow::anyhow!("stat state dir {}: {e}", dir.display())),
         }
@@ -219,11 +227,12 @@ impl Container {
         validate_id(id)?;
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o711)
+            .mode(0o700)
             .create(root)
             .with_context(|| format!("create state root {}", root.display()))?;
         let dir = root.join(id);
-        match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
+        // 0700, as runc: a container's errors (init.err) and state are root's alone.
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 return Err(error::already_exists(id));

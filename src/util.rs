@@ -1,6 +1,6 @@
 //! Small helpers shared by several modules: time formatting, atomic writes, /proc facts.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -53,28 +53,119 @@ pub fn shorten(v: &str, max: usize) -> String {
     format!("{:?}... ({} bytes)", &v[..end], v.len())
 }
 
+/// Write `path` atomically: a new file of an unpredictable name in the same dir, made with
+/// O_EXCL|O_NOFOLLOW (a symlink or file planted there by someone who can write the dir is
+/// never opened, let alone truncated), then renamed over `path` (which replaces a symlink at
+/// `path`, never follows it).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
+    let mut attempt = 0;
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!(".{name}.{:016x}.tmp", random_u64()));
+        match std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        std::fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "write {}: create {}: {}",
+                    path.display(),
+                    tmp.display(),
+                    crate::sys::io_errno(&e)
+                ));
+            }
+        }
+    };
+    let res = f.write_all(data).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = res {
         let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::anyhow!(
+            "write {}: {}",
+            path.display(),
+            crate::sys::io_errno(&e)
+        ));
     }
-    res.with_context(|| format!("write {}", path.display()))
+    Ok(())
+}
+
+/// The fd numbers of 3..3+n that the caller did not have open: filled with a placeholder by
+/// [`reserve_passed_fds`], closed again right before the container's execve.
+static PLACEHOLDERS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// The caller's fds 3..3+n go to the container (--preserve-fds, LISTEN_FDS). So that none of
+/// rrun's own fds (the state dir, exec.fifo, the cgroup, the log) is ever given a number in
+/// that range, and so passed on, every number of it the caller left unopened is taken now by
+/// a close-on-exec /dev/null, before rrun opens anything; [`is_placeholder`] tells the child
+/// which to close instead of passing.
+pub fn reserve_passed_fds(n: u32) {
+    if n == 0 {
+        return;
+    }
+    // Not past the fd limit (a larger count only names fds that cannot exist).
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let end = (3u64 + n as u64).min(lim.rlim_cur.max(3)) as i32;
+    let mut held = PLACEHOLDERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut null = -1;
+    for fd in 3..end {
+        // SAFETY: F_GETFD only queries the fd table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
+            continue;
+        }
+        if null < 0 {
+            // SAFETY: opening /dev/null; the lowest free number, which is `fd`.
+            null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            if null < 0 {
+                return;
+            }
+            if null == fd {
+                held.push(fd);
+                continue;
+            }
+        }
+        // SAFETY: duplicating our own placeholder onto a free number.
+        if unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) } == fd {
+            held.push(fd);
+        }
+    }
+}
+
+/// Whether `fd` is a placeholder of [`reserve_passed_fds`], not one of the caller's.
+pub fn is_placeholder(fd: i32) -> bool {
+    PLACEHOLDERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&fd)
+}
+
+/// 64 random bits from the kernel (getrandom; a clock and pid mix should it fail).
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom into a buffer of its length.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), libc::GRND_NONBLOCK) };
+    if n == 8 {
+        return u64::from_ne_bytes(b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u64) << 32)
 }
 
 /// Facts about a pid from /proc/<pid>/stat: (state char, start time in clock ticks).

@@ -132,7 +132,16 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     }
     let (n, extra_env) = listen_fds(None);
     let err_path = c.dir.join(crate::state::INIT_ERR);
-    let err_file = std::fs::File::create(&err_path).map_err(|e| {
+    let err_file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&err_path)
+    }
+    .map_err(|e| {
         anyhow!(
             "create {}: {}",
             err_path.display(),

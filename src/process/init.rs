@@ -455,6 +455,12 @@ pub fn exec_prepared(
     }
     let first = 3 + extra_fds;
     for fd in 3..first {
+        if crate::util::is_placeholder(fd as i32) {
+            // A number the caller did not pass: nothing of rrun's sits there, nothing goes.
+            // SAFETY: closing our own placeholder.
+            unsafe { libc::close(fd as i32) };
+            continue;
+        }
         // SAFETY: clearing FD_CLOEXEC on an fd number the caller passed us.
         unsafe { libc::fcntl(fd as i32, libc::F_SETFD, 0) };
     }

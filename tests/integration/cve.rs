@@ -668,3 +668,96 @@ fn cve_2023_25809_cgroupfs_read_only() {
         assert!(m.ends_with(" ro"), "mount not read-only: {m:?}\n{out}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Security hardening (issue 16)
+
+/// `--preserve-fds N` passes the caller's fds 3..3+N, and only those: with none of them
+/// open, the container must not get the runtime's own fds there (state dir, exec.fifo,
+/// init.err, the cgroup dir, the exec trampoline's memfd, the init channel). CVE-2024-21626
+/// pattern: a host directory fd in the container.
+#[test]
+fn preserve_fds_never_passes_runtime_fds() {
+    let env = test_env!();
+    let script = "ls -l /proc/$$/fd | sed -n 's/.* \\([0-9]*\\) -> \\(.*\\)/\\1 \\2/p'";
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sh", "-c", script]);
+    env.write_bundle(&spec);
+    env.track_id(&env.id);
+    let bundle = env.bundle.to_str().unwrap().to_string();
+    let out = env.rt(&["run", "--preserve-fds", "100", "--bundle", &bundle, &env.id]);
+    out.ok();
+    let root = env.root.to_str().unwrap().to_string();
+    for line in out.lines() {
+        let (fd, target) = line.split_once(' ').unwrap_or((&line, ""));
+        let fd: i32 = fd.parse().unwrap_or(-1);
+        assert!(
+            !(target.contains(&root)
+                || target.contains("memfd:")
+                || target.contains("/sys/fs/cgroup")
+                || target.starts_with("socket:")
+                || target.contains("exec.fifo")),
+            "fd {fd} of the container is the runtime's: {target}\n{out}"
+        );
+    }
+}
+
+/// Every dir and file the runtime makes for a container is root's alone: state dir 0700,
+/// state.json, init.err, exec.fifo and the cgroup record 0600 (runc: 0700 root, 0600 files).
+#[test]
+fn state_files_are_private() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_ok(&spec);
+    let dir = env.root.join(&env.id);
+    let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&env.root), 0o700, "state root");
+    assert_eq!(mode(&dir), 0o700, "container state dir");
+    for e in fs::read_dir(&dir).unwrap().flatten() {
+        let m = mode(&e.path());
+        assert_eq!(
+            m & 0o077,
+            0,
+            "{} is {m:o}: readable or writable by others",
+            e.path().display()
+        );
+    }
+    env.rt(&["delete", "--force", &env.id]).ok();
+}
+
+/// The pid file is written through a new file of an unpredictable name made with O_EXCL and
+/// O_NOFOLLOW: a symlink planted at the name an older rrun used (`.<name>.<pid>.tmp`) or at
+/// any name is never followed, and the target it points to is untouched.
+#[test]
+fn pid_file_never_follows_a_planted_symlink() {
+    let env = test_env!();
+    let victim = env.dir.join("victim");
+    fs::write(&victim, "precious\n").unwrap();
+    let piddir = env.host_dir("piddir");
+    // Plant symlinks at every predictable temp name for the next pids.
+    let me = std::process::id();
+    for pid in me..me + 2000 {
+        let _ = symlink(&victim, piddir.join(format!(".pid.{pid}.tmp")));
+    }
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.write_bundle(&spec);
+    let pidfile = piddir.join("pid");
+    env.create_with(&env.id, &["--pid-file", pidfile.to_str().unwrap()])
+        .ok();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+    let pid: i32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, env.init_pid());
+    assert!(
+        !fs::symlink_metadata(&pidfile)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    env.rt(&["delete", "--force", &env.id]).ok();
+}
