@@ -630,6 +630,7 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         } else {
             ensure_file(root, &m.dest)?
         };
+        check_target_not_proc(root, &target, &m.dest, is_procfs(&src))?;
         let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
         bind_fd(
             BindSrc::Fd(&src),
@@ -667,6 +668,7 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         if strict {
             check_plain_dir(&target, &m.dest)?;
         }
+        check_target_not_proc(root, &target, &m.dest, m.typ == "proc")?;
         let data = (!m.data.is_empty()).then_some(m.data.as_str());
         let flags = m.flags - MsFlags::MS_REC;
         // tmpcopyup: keep a handle on the covered directory to copy its contents in.
@@ -768,31 +770,64 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// The files under /proc that lxcfs-style tools replace (as runc allows).
+const PROC_ALLOWED: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+fn is_procfs(fd: &OwnedFd) -> bool {
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
+}
+
 /// CVE-2019-16884: nothing but procfs may be bound over /proc, and under /proc only the files
 /// that lxcfs-style tools replace (as runc allows).
 fn check_proc_bind(dest: &str, src: &OwnedFd, source: &str) -> Result<()> {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    const ALLOWED: &[&str] = &[
-        "/proc/cpuinfo",
-        "/proc/diskstats",
-        "/proc/meminfo",
-        "/proc/stat",
-        "/proc/swaps",
-        "/proc/uptime",
-        "/proc/loadavg",
-        "/proc/slabinfo",
-        "/proc/net/dev",
-        "/proc/sys/kernel/ns_last_pid",
-    ];
     if dest != "/proc" && !dest.starts_with("/proc/") {
         return Ok(());
     }
-    let is_proc =
-        nix::sys::statfs::fstatfs(src).is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC);
-    if is_proc || (dest != "/proc" && ALLOWED.contains(&dest)) {
+    if is_procfs(src) || (dest != "/proc" && PROC_ALLOWED.contains(&dest)) {
         return Ok(());
     }
     bail!("{source} is not procfs: refusing to bind it over {dest}")
+}
+
+/// CVE-2019-16884 / CVE-2025-52881 through a symlink: what a mount lands on is judged by what
+/// the opened target *is*, not by the destination string. A target on procfs (`/data` a link
+/// to `/proc/1/task/1` in the rootfs, a volume at `/data/attr`) takes only procfs itself or an
+/// lxcfs-style file at its real place.
+fn check_target_not_proc(
+    root: &OwnedFd,
+    target: &OwnedFd,
+    dest: &str,
+    source_is_proc: bool,
+) -> Result<()> {
+    if source_is_proc || !is_procfs(target) {
+        return Ok(());
+    }
+    // Where it really is, from the trusted host /proc (still in reach before pivot_root).
+    let real = |fd: &OwnedFd| std::fs::read_link(fd_path(fd)).ok();
+    let at = match (real(root), real(target)) {
+        (Some(r), Some(t)) => t
+            .strip_prefix(&r)
+            .map(|p| format!("/{}", p.display()))
+            .unwrap_or_else(|_| t.display().to_string()),
+        _ => dest.to_string(),
+    };
+    if PROC_ALLOWED.contains(&at.as_str()) {
+        return Ok(());
+    }
+    bail!("{dest:?} resolves to {at:?} on procfs: refusing to mount over it")
 }
 
 /// The mount point is a real directory of the rootfs (not something a link redirected).

@@ -192,6 +192,27 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
                 // As libseccomp: bits of valueTwo outside the mask value are ignored.
                 value_two &= a.value();
             }
+            // The 32-bit ABIs compare the low 32 bits of an argument: a wider value would be
+            // cut silently (libseccomp refuses the rule).
+            if listed_i386 || listed_x32 {
+                let abi = if listed_i386 {
+                    "SCMP_ARCH_X86"
+                } else {
+                    "SCMP_ARCH_X32"
+                };
+                let two = if a.op() == Op::ScmpCmpMaskedEq {
+                    value_two
+                } else {
+                    0
+                };
+                for (field, v) in [("value", a.value()), ("valueTwo", two)] {
+                    if v > u32::MAX as u64 {
+                        bail!(
+                            "{path}.args[{j}].{field}: {v:#x} does not fit the 32-bit arguments of {abi} (listed in linux.seccomp.architectures)"
+                        );
+                    }
+                }
+            }
             conds.push(Cond {
                 index,
                 op: a.op(),
@@ -1372,6 +1393,8 @@ const X32_SPECIAL: &[&str] = &[
 const X86_64_ONLY: &[&str] = &[
     "uselib", "_sysctl", "create_module", "get_kernel_syms", "query_module", "nfsservctl",
     "set_thread_area", "get_thread_area", "epoll_ctl_old", "epoll_wait_old", "vserver",
+    // `64` (not `common`) in the kernel's syscall_64.tbl: no x32 number.
+    "map_shadow_stack",
 ];
 
 #[cfg(test)]
@@ -1401,6 +1424,63 @@ mod tests {
 
     fn compile_err(v: serde_json::Value) -> String {
         format!("{:#}", compile(&parse(v)).expect_err("compile should fail"))
+    }
+
+    #[test]
+    fn wide_values_are_refused_for_32_bit_abis() {
+        let prof = |arches: serde_json::Value, op: &str, v: u64, v2: u64| {
+            json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": arches,
+                "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 1, "value": v, "valueTwo": v2, "op": op}]}]
+            })
+        };
+        let wide = 0x1_0000_0001u64;
+        for arch in ["SCMP_ARCH_X86", "SCMP_ARCH_X32"] {
+            let e = compile_err(prof(
+                json!(["SCMP_ARCH_X86_64", arch]),
+                "SCMP_CMP_EQ",
+                wide,
+                0,
+            ));
+            assert!(
+                e.contains("linux.seccomp.syscalls[0].args[0].value")
+                    && e.contains("0x100000001")
+                    && e.contains(arch),
+                "{e}"
+            );
+        }
+        // The mask of SCMP_CMP_MASKED_EQ too; valueTwo of other ops is not used.
+        let e = compile_err(prof(
+            json!(["SCMP_ARCH_X86"]),
+            "SCMP_CMP_MASKED_EQ",
+            u64::MAX,
+            wide,
+        ));
+        assert!(e.contains("args[0].value"), "{e}");
+        compile(&parse(prof(
+            json!(["SCMP_ARCH_X86"]),
+            "SCMP_CMP_EQ",
+            7,
+            wide,
+        )))
+        .unwrap();
+        // x86_64 alone compares all 64 bits.
+        compile(&parse(prof(
+            json!(["SCMP_ARCH_X86_64"]),
+            "SCMP_CMP_EQ",
+            wide,
+            0,
+        )))
+        .unwrap();
+    }
+
+    #[test]
+    fn x86_64_only_syscalls_have_no_x32_number() {
+        assert_eq!(Abi::X86_64.nr("map_shadow_stack"), Some(453));
+        assert_eq!(Abi::X32.nr("map_shadow_stack"), None);
+        assert_eq!(Abi::X32.nr("read"), Some(X32_SYSCALL_BIT));
     }
 
     /// What the kernel's checker (sk_chk_filter / seccomp_check_filter) insists on.
@@ -1661,6 +1741,9 @@ mod tests {
 
     #[test]
     fn every_operator_matches_a_64_bit_reference_and_32_bit_abis_use_the_low_half() {
+        // Values wider than 32 bits are refused when a 32-bit ABI is listed (issue 16:
+        // libseccomp refuses them too; they were cut to their low half before): those are
+        // checked against the 64-bit reference with x86_64 alone, the rest on both ABIs.
         let values: &[u64] = &[
             0,
             1,
@@ -1691,15 +1774,34 @@ mod tests {
             for &v in values {
                 // Mostly inside the mask, sometimes not (libseccomp masks those bits off).
                 let v2 = (v & 0x0f0f_0000_f0f0_0001) | (v.rotate_left(3) & 0x8000_0001_0000_0020);
-                let f = filter(json!({
-                    "defaultAction": "SCMP_ACT_ALLOW",
-                    "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
-                    "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO",
-                        "args": [{"index": 2, "value": v, "valueTwo": v2, "op": name}]}]
-                }));
+                let wide = v > u32::MAX as u64
+                    || (op == Op::ScmpCmpMaskedEq && (v2 & v) > u32::MAX as u64);
+                let profile = |arches: serde_json::Value| {
+                    json!({
+                        "defaultAction": "SCMP_ACT_ALLOW",
+                        "architectures": arches,
+                        "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_ERRNO",
+                            "args": [{"index": 2, "value": v, "valueTwo": v2, "op": name}]}]
+                    })
+                };
+                let both = profile(json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]));
+                if wide {
+                    assert!(
+                        compile_err(both.clone()).contains("does not fit the 32-bit arguments"),
+                        "{name} {v:#x}"
+                    );
+                }
+                let f = filter(if wide {
+                    profile(json!(["SCMP_ARCH_X86_64"]))
+                } else {
+                    both
+                });
                 for &arg in values {
                     let got = check(&f, libc::SYS_getpid, &[0, 0, arg]) == errno(libc::EPERM);
                     assert_eq!(got, reference(op, arg, v, v2), "{name} {arg:#x} vs {v:#x}");
+                    if wide {
+                        continue;
+                    }
                     let low = |x: u64| x & 0xffff_ffff;
                     let got32 = eval(
                         &f.program,

@@ -109,6 +109,19 @@ static PLACEHOLDERS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new
 /// a close-on-exec /dev/null, before rrun opens anything; [`is_placeholder`] tells the child
 /// which to close instead of passing.
 pub fn reserve_passed_fds(n: u32) {
+    // Whatever else the caller left open (a shim's pipes, fds it forgot) must never reach a
+    // container, even where a seccomp profile refuses the close_range before execve:
+    // close-on-exec from the start (close_range CLOSE_RANGE_CLOEXEC, Linux 5.11).
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: only sets FD_CLOEXEC on fds from 3+n on.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32.saturating_add(n),
+            u32::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if n == 0 {
         return;
     }

@@ -148,6 +148,8 @@ fn child_main(
     // Nothing in the container may read our memory or /proc/<pid>/exe (CVE-2019-5736).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // Before joining the container's mount namespace.
+    let lsm_proc = super::init::lsm_proc_handle(o.process)?;
     if !flags.is_empty() {
         nix::sched::setns(pidfd, flags)
             .with_context(|| format!("join the container's namespaces {flags:?}"))?;
@@ -191,7 +193,9 @@ fn child_main(
     if env.iter().any(|e| e.starts_with("LISTEN_FDS=")) {
         env.push(format!("LISTEN_PID={}", nix::unistd::getpid()));
     }
-    let prep = super::init::prepare_process(o.process, &env, chan)?;
+    let prep = super::init::prepare_process(o.process, &env, chan, lsm_proc.as_ref())?;
+    drop(lsm_proc);
+    prep.install_late()?;
     Err(super::init::exec_prepared(
         &prep,
         o.extra_fds,

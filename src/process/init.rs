@@ -152,6 +152,8 @@ fn setup(
         cgroupns: plan.ns.owns(CloneFlags::CLONE_NEWCGROUP),
         userns,
     };
+    // Before any of the container's mounts exist.
+    let lsm_proc = lsm_proc_handle(&plan.process)?;
     let t = crate::logging::phase("mounts");
     let root = rootfs::prepare_root(&s)?;
     if cgroup_pending {
@@ -239,7 +241,8 @@ fn setup(
     }
 
     let t = crate::logging::phase("process");
-    let prep = prepare_process(&plan.process, &o.extra_env, chan)?;
+    let prep = prepare_process(&plan.process, &o.extra_env, chan, lsm_proc.as_ref())?;
+    drop(lsm_proc);
     drop(t);
 
     // Signals that end a created container while it waits for start.
@@ -254,13 +257,16 @@ fn setup(
     }
     // From the start to the execve (startContainer hooks, seccomp, closing fds).
     let exec_phase = crate::logging::phase("exec");
-    // startContainer: in the container, after start, before the user's program.
+    // startContainer: in the container, after start, before the user's program, and under
+    // the container's seccomp filter (as runc runs it).
     let starting = hook_state.replace("\"creating\"", "\"created\"");
-    let e = match crate::hooks::run_all(
-        "startContainer",
-        hooks.and_then(|h| h.start_container().as_ref()),
-        &starting,
-    ) {
+    let e = match prep.install_late().and_then(|()| {
+        crate::hooks::run_all(
+            "startContainer",
+            hooks.and_then(|h| h.start_container().as_ref()),
+            &starting,
+        )
+    }) {
         Ok(()) => {
             // exec.fifo stays open until execve: `start` sees it close when the program runs.
             let keep: Vec<i32> = o
@@ -354,6 +360,7 @@ pub fn prepare_process(
     p: &crate::spec::ProcPlan,
     extra_env: &[String],
     chan: &Channel,
+    lsm_proc: Option<&OwnedFd>,
 ) -> Result<Prepared> {
     // A notify filter's listener goes to the parent the moment the filter is in: any later
     // syscall the profile notifies (fcntl, setgroups, chdir...) waits for an agent that only
@@ -413,10 +420,11 @@ pub fn prepare_process(
         bail!("process.cwd {:?} is outside the container's root", p.cwd);
     }
     if let Some(a) = &p.apparmor {
-        set_exec_attr("apparmor/exec", &format!("exec {a}")).context("process.apparmorProfile")?;
+        set_exec_attr(lsm_proc, "apparmor/exec", &format!("exec {a}"))
+            .context("process.apparmorProfile")?;
     }
     if let Some(l) = &p.selinux_label {
-        set_exec_attr("exec", l).context("process.selinuxLabel")?;
+        set_exec_attr(lsm_proc, "exec", l).context("process.selinuxLabel")?;
     }
     if p.no_new_privileges {
         prctl(libc::PR_SET_NO_NEW_PRIVS, 1).context("process.noNewPrivileges")?;
@@ -439,6 +447,17 @@ pub fn prepare_process(
     })
 }
 
+impl Prepared {
+    /// The filter that goes in as late as it can (noNewPrivileges, no notify): right before
+    /// the startContainer hooks (init) or the execve (exec).
+    pub fn install_late(&self) -> Result<()> {
+        match &self.late {
+            Some(f) => f.install().map(drop).context("linux.seccomp"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Close every fd but 0-2, the `extra_fds` preserved ones (and `keep`, a close-on-exec
 /// channel that reports a failed execve), reset signals, and execve. Returns only on failure.
 /// `phase` (--debug) is reported right before the execve.
@@ -448,11 +467,6 @@ pub fn exec_prepared(
     keep: &[i32],
     phase: Option<crate::logging::Phase>,
 ) -> anyhow::Error {
-    if let Some(f) = &prep.late
-        && let Err(e) = f.install()
-    {
-        return e.context("linux.seccomp");
-    }
     let first = 3 + extra_fds;
     for fd in 3..first {
         if crate::util::is_placeholder(fd as i32) {
@@ -533,19 +547,58 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
 }
 
 fn proc_is_procfs() -> bool {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0; // linux/magic.h
     nix::sys::statfs::statfs("/proc").is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
 }
 
-/// Write an LSM exec attribute of our own task, through a /proc that is verified to be procfs.
-fn set_exec_attr(attr: &str, value: &str) -> Result<()> {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-    let st = nix::sys::statfs::statfs("/proc").map_err(|e| anyhow!("statfs /proc: {e}"))?;
-    if st.filesystem_type().0 != PROC_SUPER_MAGIC {
-        bail!("/proc in the container is not procfs: refusing to write {attr}");
+/// A procfs of rrun's own for the LSM attribute writes: a detached clone of the host's /proc
+/// mount (open_tree), taken before any of the container's mounts exist (init) or before
+/// joining its mount namespace (exec), so nothing the container mounts can stand in for it.
+/// Only taken when the process asks for an LSM label or profile.
+pub fn lsm_proc_handle(p: &crate::spec::ProcPlan) -> Result<Option<OwnedFd>> {
+    if p.apparmor.is_none() && p.selinux_label.is_none() {
+        return Ok(None);
     }
-    let path = format!("/proc/thread-self/attr/{attr}");
-    crate::sys::write_file(&path, value)
+    let fd = crate::sys::open_tree_clone(libc::AT_FDCWD, "/proc", false)
+        .map_err(|e| anyhow!("take a private handle on /proc for the LSM attributes: {e}"))?;
+    if !is_procfs_fd(&fd) {
+        bail!("/proc is not procfs: refusing to use it for the LSM attributes");
+    }
+    Ok(Some(fd))
+}
+
+fn is_procfs_fd(fd: &OwnedFd) -> bool {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0; // linux/magic.h
+    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
+}
+
+/// Open `thread-self/attr/<attr>` of our own task for writing, beneath the private procfs
+/// handle: no mount crossing, no magic link, and the file checked to be procfs.
+pub fn open_exec_attr(proc: &OwnedFd, attr: &str) -> Result<OwnedFd> {
+    let path = format!("thread-self/attr/{attr}");
+    let fd = crate::sys::openat2(
+        proc.as_raw_fd(),
+        &path,
+        libc::O_WRONLY,
+        0,
+        crate::sys::RESOLVE_NO_XDEV
+            | crate::sys::RESOLVE_NO_MAGICLINKS
+            | crate::sys::RESOLVE_BENEATH,
+    )
+    .map_err(|e| anyhow!("open /proc/{path} (rrun's own procfs handle): {e}"))?;
+    if !is_procfs_fd(&fd) {
+        bail!("/proc/{path} is not on procfs: refusing to write it");
+    }
+    Ok(fd)
+}
+
+/// Write an LSM exec attribute of our own task through rrun's private procfs handle.
+fn set_exec_attr(proc: Option<&OwnedFd>, attr: &str, value: &str) -> Result<()> {
+    let proc = proc.ok_or_else(|| anyhow!("no procfs handle for the LSM attribute {attr}"))?;
+    let fd = open_exec_attr(proc, attr)?;
+    nix::unistd::write(&fd, value.as_bytes())
+        .map_err(|e| anyhow!("write /proc/thread-self/attr/{attr}: {e}"))?;
+    Ok(())
 }
 
 /// PATH lookup inside the container, with the process's own PATH.
@@ -698,4 +751,26 @@ fn set_user(p: &crate::spec::ProcPlan) -> Result<()> {
         c.apply_rest()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod lsm_tests {
+    /// The private procfs handle (a detached clone of /proc) reaches our own task's attr
+    /// files beneath it, and only when an LSM field asks for it.
+    #[test]
+    fn lsm_attr_opens_through_the_private_handle() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("needs root (open_tree): skipped");
+            return;
+        }
+        let mut p = oci_spec::runtime::Process::default();
+        p.set_args(Some(vec!["sh".into()]));
+        let none = crate::spec::proc_plan(&p, "process").unwrap();
+        assert!(super::lsm_proc_handle(&none).unwrap().is_none());
+        let mut plan = none.clone();
+        plan.apparmor = Some("p".into());
+        let h = super::lsm_proc_handle(&plan).unwrap().expect("a handle");
+        let fd = super::open_exec_attr(&h, "exec").unwrap();
+        assert!(super::is_procfs_fd(&fd));
+    }
 }

@@ -761,3 +761,123 @@ fn pid_file_never_follows_a_planted_symlink() {
     );
     env.rt(&["delete", "--force", &env.id]).ok();
 }
+
+/// A bind whose destination reaches procfs through a symlink in the rootfs is refused: the
+/// opened target is judged, not the destination string (CVE-2019-16884 / CVE-2025-52881
+/// pattern: `/data -> /proc/1/task/1` with a volume at `/data/attr` lands on init's LSM
+/// attributes; `/data2 -> /proc/sys/kernel` puts a file over `core_pattern`). runc after its
+/// November 2025 fixes refuses both.
+#[test]
+fn bind_onto_procfs_through_a_symlink_is_refused() {
+    let cases: [(&str, &str, &str, bool); 2] = [
+        ("data", "/proc/1/task/1", "/data/attr", true),
+        ("data2", "/proc/sys/kernel", "/data2/core_pattern", false),
+    ];
+    for (n, (link, to, dest, dir_source)) in cases.into_iter().enumerate() {
+        let env = TestEnv::new(&format!("proc-through-link-{n}"));
+        let rootfs = env.copy_rootfs();
+        symlink(to, rootfs.join(link)).unwrap();
+        let volume = if dir_source {
+            env.host_dir("volume")
+        } else {
+            let f = env.dir.join("pattern");
+            fs::write(&f, "|/tmp/evil\n").unwrap();
+            f
+        };
+        let mut spec = env.spec();
+        with_rootfs(&mut spec, &rootfs);
+        set_args(&mut spec, &["true"]);
+        add_mount(&mut spec, bind_mount(&volume, dest, &["rbind"]));
+        env.write_bundle(&spec);
+        let out = env.create(&env.id);
+        out.failed().stderr_has_all(&["procfs", "refusing"]);
+        env.assert_clean();
+    }
+}
+
+/// Fds the caller left open but did not pass (not close-on-exec: a shim's, say) never reach
+/// the container, even when its seccomp profile refuses close_range (the runtime's last
+/// cleanup before execve).
+#[test]
+fn unpassed_fds_stay_out_when_close_range_is_refused() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    let script = "ls -l /proc/$$/fd | sed -n 's/.* \\([0-9]*\\) -> \\(.*\\)/\\1 \\2/p'";
+    set_args(&mut spec, &["sh", "-c", script]);
+    set(&mut spec, "/process/noNewPrivileges", json!(true));
+    set(
+        &mut spec,
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}],
+        }),
+    );
+    env.write_bundle(&spec);
+    env.track_id(&env.id);
+    let secret = env.dir.join("secret");
+    fs::write(&secret, "host secret\n").unwrap();
+    let file = fs::File::open(&secret).unwrap();
+    let raw = file.as_raw_fd();
+    let bundle = env.bundle.to_str().unwrap().to_string();
+    let mut cmd = env.command(&["run", "--bundle", &bundle, &env.id]);
+    // SAFETY: only dup2 (async-signal-safe) between fork and exec; dup2 leaves the new fds
+    // without close-on-exec, as a careless caller would.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in [3, 4] {
+                if libc::dup2(raw, fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let out = run_cmd(&mut cmd, CMD_TIMEOUT);
+    out.ok();
+    assert!(
+        !out.stdout.contains(secret.to_str().unwrap()),
+        "the container got the caller's fds:\n{out}"
+    );
+}
+
+/// startContainer hooks run under the container's seccomp filter, as runc runs them: the
+/// hook's /proc/self/status says `Seccomp: 2`.
+#[test]
+fn start_container_hook_runs_under_seccomp() {
+    let env = test_env!();
+    let rootfs = env.copy_rootfs();
+    fs::create_dir_all(rootfs.join("hooklog")).unwrap();
+    let log = env.host_dir("hooklog");
+    let mut spec = env.spec();
+    with_rootfs(&mut spec, &rootfs);
+    set_args(&mut spec, &["true"]);
+    add_mount(&mut spec, bind_mount(&log, "/hooklog", &["rbind", "rw"]));
+    set(&mut spec, "/process/noNewPrivileges", json!(true));
+    set(
+        &mut spec,
+        "/linux/seccomp",
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO"}],
+        }),
+    );
+    set(
+        &mut spec,
+        "/hooks",
+        json!({"startContainer": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "grep ^Seccomp: /proc/self/status > /hooklog/status"],
+        }]}),
+    );
+    env.write_bundle(&spec);
+    env.track_id(&env.id);
+    let bundle = env.bundle.to_str().unwrap().to_string();
+    env.rt(&["run", "--bundle", &bundle, &env.id]).ok();
+    let status = fs::read_to_string(log.join("status")).unwrap_or_default();
+    assert_eq!(
+        status.split_whitespace().collect::<Vec<_>>(),
+        ["Seccomp:", "2"],
+        "{status:?}"
+    );
+}
