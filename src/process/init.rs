@@ -58,11 +58,31 @@ fn setup(
     if let Some(e) = cg_entry {
         e.enter_self()?;
     }
+    // Everything else the clone copied from rrun (cgroup dirs, the cgroup record, a caller's
+    // stray fds) goes now: while the container is `created`, a process of it with
+    // CAP_SYS_PTRACE could reach init's fds through /proc/1/fd. What stays: the channel, the
+    // exec fifo, init.err, the console, namespaces still to join, the --debug log, and the
+    // fds passed to the container.
+    {
+        let mut keep: Vec<i32> = vec![chan.fd.as_raw_fd()];
+        keep.extend(o.fifo.map(|f| f.as_raw_fd()));
+        keep.extend(o.err_file.map(|f| f.as_raw_fd()));
+        keep.extend(o.console);
+        keep.extend(ns_files.iter().map(|(_, f, _)| f.as_raw_fd()));
+        keep.extend(crate::logging::pinned_fd());
+        close_fds_except(3 + o.extra_fds, &keep);
+    }
     chan.expect(ToInit::Go)?;
     // Nothing in the container may ptrace or read our memory while we hold host fds.
     prctl(libc::PR_SET_DUMPABLE, 0).context("make init non-dumpable")?;
 
     crate::namespaces::join_all(ns_files, &plan.ns)?;
+    for (_, f, _) in ns_files {
+        // Joined: not to be held while the container waits (never dropped here: init ends
+        // in execve or _exit).
+        // SAFETY: closing our copy of an fd nothing else in this process uses.
+        unsafe { libc::close(f.as_raw_fd()) };
+    }
     let mut later = later;
     if later.contains(CloneFlags::CLONE_NEWUSER) {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare the user namespace")?;

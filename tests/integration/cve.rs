@@ -881,3 +881,44 @@ fn start_container_hook_runs_under_seccomp() {
         "{status:?}"
     );
 }
+
+/// While a container is `created`, its init holds only what it needs to start (the exec
+/// fifo, init.err, the channel, the sealed trampoline): an exec'd process, even one with
+/// CAP_SYS_PTRACE (which passes the non-dumpable check on /proc/1/fd), finds no host
+/// directory there (no cgroup dir, no state dir) and no cgroup record to forge.
+#[test]
+fn created_init_holds_no_host_dir_for_an_exec_with_ptrace() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_ok(&spec);
+    let script = "for f in /proc/1/fd/*; do n=${f##*/}; echo \"fd $n $(readlink $f)\"; \
+                  if ls $f/ >/dev/null 2>&1; then echo \"DIR $n\"; fi; done; echo end";
+    let out = env.rt(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_PTRACE",
+        &env.id,
+        "sh",
+        "-c",
+        script,
+    ]);
+    out.ok();
+    let lines = out.lines();
+    assert!(
+        lines.iter().any(|l| l.starts_with("fd ")),
+        "init's fds were not visible at all:\n{out}"
+    );
+    for l in &lines {
+        assert!(
+            !l.starts_with("DIR "),
+            "a directory fd of init is reachable: {l}\n{out}"
+        );
+        assert!(
+            !l.contains("/sys/fs/cgroup") && !l.contains("cgroup.owned"),
+            "init holds a cgroup fd: {l}\n{out}"
+        );
+    }
+    assert_eq!(lines.last().map(String::as_str), Some("end"));
+    env.rt(&["delete", "--force", &env.id]).ok();
+}
