@@ -73,6 +73,26 @@ pub enum Cmd {
     Exec(Box<ExecArgs>),
     /// What this rrun supports, as the runtime-spec features JSON
     Features,
+    /// Show what rrun makes of a bundle (no container is made)
+    #[command(subcommand)]
+    Debug(DebugCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DebugCmd {
+    /// The bundle's linux.seccomp compiled: readable BPF, or with --raw the struct
+    /// sock_filter array (8 bytes per instruction, host byte order) on stdout
+    Seccomp(DebugSeccompArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DebugSeccompArgs {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the raw program instead of the listing
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[derive(Args, Debug, Default)]

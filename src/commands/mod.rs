@@ -46,6 +46,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Events(a) => events::run(&root, a).map(|_| 0),
         Cmd::Exec(a) => exec::run(&root, a),
         Cmd::Features => features::run().map(|_| 0),
+        Cmd::Debug(crate::cli::DebugCmd::Seccomp(a)) => {
+            crate::seccomp::dump::run(&a.bundle, a.raw).map(|_| 0)
+        }
     }
 }
 
