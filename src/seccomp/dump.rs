@@ -70,7 +70,11 @@ fn field(off: u32) -> String {
         12 => "instruction_pointer (high)".into(),
         16..=63 => {
             let i = (off - 16) / 8;
-            let half = if (off - 16).is_multiple_of(8) { "low" } else { "high" };
+            let half = if (off - 16).is_multiple_of(8) {
+                "low"
+            } else {
+                "high"
+            };
             format!("args[{i}] ({half})")
         }
         _ => format!("offset {off}"),
