@@ -79,6 +79,16 @@ fn reap_zombies() {
 
 /// One case: a fresh env, the verb's setup, the traced command, then the checks.
 fn case(verb: Verb, label: &str, fault: Option<Fault>, tally: &mut Tally) -> Report {
+    let before = tally.problems.len();
+    let rep = case_inner(verb, label, fault, tally);
+    // Said as found, so that a sweep cut short still shows what it saw.
+    for p in &tally.problems[before..] {
+        eprintln!("problem: {p}");
+    }
+    rep
+}
+
+fn case_inner(verb: Verb, label: &str, fault: Option<Fault>, tally: &mut Tally) -> Report {
     let env = TestEnv::new(label);
     let mut spec = env.spec();
     let args: &[&str] = match verb {
