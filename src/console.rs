@@ -38,10 +38,23 @@ pub fn open_pty(ptmx: OwnedFd, open_slave: impl Fn(&str) -> nix::Result<OwnedFd>
     if st.filesystem_type().0 != DEVPTS_SUPER_MAGIC {
         bail!("{name} is not on devpts: refusing to use it");
     }
+    clear_onlcr(&slave).map_err(|e| anyhow!("clear ONLCR on {name}: {e}"))?;
     Ok(Pty {
         master: ptmx,
         slave,
     })
+}
+
+/// As runc: output lines end in `\n`, not `\r\n` (scripts compare the container's lines).
+fn clear_onlcr(fd: &OwnedFd) -> nix::Result<()> {
+    // SAFETY: an all-zero termios is a valid buffer for tcgetattr to fill.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: tcgetattr/tcsetattr on a terminal fd we hold, with a termios we own.
+    nix::errno::Errno::result(unsafe { libc::tcgetattr(fd.as_raw_fd(), &mut t) })?;
+    t.c_oflag &= !libc::ONLCR;
+    // SAFETY: as above.
+    nix::errno::Errno::result(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) })
+        .map(drop)
 }
 
 pub fn set_size(fd: RawFd, rows: u16, cols: u16) -> Result<()> {

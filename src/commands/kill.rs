@@ -9,7 +9,8 @@ use std::path::Path;
 /// "TERM", "SIGTERM", "term" or "15".
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
+        // 0 checks that init is alive, as kill(2) and runc take it.
+        if (0..=64).contains(&n) {
             return Ok(n);
         }
         bail!("invalid signal {s:?}");
@@ -98,6 +99,7 @@ mod tests {
         assert_eq!(parse_signal("SIGKILL").unwrap(), libc::SIGKILL);
         assert_eq!(parse_signal("kill").unwrap(), libc::SIGKILL);
         assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("0").unwrap(), 0);
         assert_eq!(parse_signal("SIGUSR1").unwrap(), libc::SIGUSR1);
         assert!(parse_signal("NOPE").is_err());
         assert_eq!(parse_signal("RTMIN+3").unwrap(), libc::SIGRTMIN() + 3);

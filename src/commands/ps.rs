@@ -6,8 +6,12 @@ use anyhow::{Result, anyhow, bail};
 use std::path::Path;
 
 pub fn run(root: &Path, a: &PsArgs) -> Result<()> {
-    let (_locked, cg) = super::live_cgroup(root, &a.id)?;
-    let pids = cg.procs()?;
+    let c = crate::state::Container::load(root, &a.id)?;
+    // A stopped container has no processes: an empty list, as runc prints, not an error.
+    let pids = match &c.saved.cgroup {
+        Some(cg) if c.status() != crate::state::Status::Stopped => cg.procs()?,
+        _ => Vec::new(),
+    };
     match a.format.as_str() {
         "json" => {
             println!("{}", serde_json::to_string(&pids)?);

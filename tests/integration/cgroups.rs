@@ -378,6 +378,29 @@ fn update_resources_from_stdin() {
     assert_eq!(env.status(), "running");
 }
 
+/// `ps` of a stopped container: no processes, an empty list (table: the header alone), exit 0,
+/// as runc (1.1.5 prints JSON `null`, newer ones `[]`: both are no pids).
+#[test]
+fn ps_of_a_stopped_container_is_empty() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["true"]);
+    env.create_and_start(&spec);
+    env.wait_for_status("stopped");
+    env.wait_init();
+    let out = env.rt(&["ps", "--format", "json", &env.id]);
+    out.ok();
+    let pids: Option<Vec<i32>> = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("ps --format json: {e}: {out}"));
+    assert!(pids.unwrap_or_default().is_empty(), "{out}");
+    let table = env.rt(&["ps", &env.id]);
+    table.ok();
+    assert_eq!(table.lines().len(), 1, "the header alone: {table}");
+    assert!(table.stdout.contains("PID"), "{table}");
+    env.rt(&["delete", &env.id]).ok();
+    env.assert_clean();
+}
+
 #[test]
 fn ps_lists_container_pids() {
     let env = test_env!();

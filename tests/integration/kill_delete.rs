@@ -65,6 +65,26 @@ fn kill_stopped_container_not_running() {
     env.assert_clean();
 }
 
+/// `kill ID 0` checks that the container's init is alive (kill(2)'s signal 0), as runc takes
+/// it: success while it runs, "not running" once it stopped.
+#[test]
+fn kill_signal_zero_checks_liveness() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_and_start(&spec);
+    env.rt(&["kill", &env.id, "0"]).ok();
+    assert_eq!(env.status(), "running", "signal 0 must not end the process");
+    env.rt(&["kill", &env.id, "KILL"]).ok();
+    env.wait_for_status("stopped");
+    env.wait_init();
+    env.rt(&["kill", &env.id, "0"])
+        .failed()
+        .stderr_has_any(&["not running"]);
+    env.rt(&["delete", &env.id]).ok();
+    env.assert_clean();
+}
+
 #[test]
 fn delete_running_needs_force() {
     let env = test_env!();

@@ -413,3 +413,29 @@ fn terminal_exec_refusals() {
     assert_eq!(env.status(), "running");
     env.rt(&["exec", &env.id, "true"]).ok();
 }
+
+/// runc clears ONLCR on the container's pty (Debian's runc 1.1.5 predates it: this test fails
+/// against it): what the process prints ends its lines with
+/// `\n`, not `\r\n` (tools compare the output of `run -t`/`exec -t` line by line).
+#[test]
+fn terminal_output_lines_end_in_newline_only() {
+    let env = test_env!();
+    let spec = tty_spec(&env, &["printf", "one\\ntwo\\n"]);
+    env.write_bundle(&spec);
+    let rx = console_receiver(&env);
+    env.create_with(&env.id, &["--console-socket", rx.path_str()])
+        .ok();
+    let (master, _) = rx.recv();
+    let mut pty = PtyIo::new(master);
+    env.rt(&["start", &env.id]).ok();
+    assert!(pty.read_to_eof(WAIT_TIMEOUT), "no EOF:\n{:?}", pty.text());
+    let text = pty.raw_text();
+    assert!(text.contains("one\ntwo\n"), "{text:?}");
+    assert!(
+        !text.contains('\r'),
+        "carriage returns in the output: {text:?}"
+    );
+    env.wait_for_status("stopped");
+    env.wait_init();
+    env.rt(&["delete", &env.id]).ok();
+}

@@ -1335,6 +1335,11 @@ impl PtyIo {
         }
     }
 
+    /// Everything read so far, as it came (`\r` kept).
+    pub fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+
     /// Everything read so far, `\r` removed.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.raw).replace('\r', "")
