@@ -9,6 +9,19 @@ use oci_spec::runtime::Process;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+/// A process.json without `user` runs as uid 0, gid 0, as runc takes it (the spec's type
+/// makes the field required). Anything that is not a JSON object is left to the decoder's
+/// error.
+fn with_default_user(data: Vec<u8>) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(&data) {
+        Ok(serde_json::Value::Object(mut m)) if !m.contains_key("user") => {
+            m.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+            serde_json::to_vec(&m).unwrap_or(data)
+        }
+        _ => data,
+    }
+}
+
 fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
     // Read once: the base process (without --process) and the container's seccomp profile.
     let spec = crate::spec::read_spec(&c.saved.bundle)?;
@@ -16,7 +29,7 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
         Some(f) => {
             let data = std::fs::read(f)
                 .map_err(|e| anyhow!("read {}: {}", f.display(), crate::sys::io_errno(&e)))?;
-            crate::spec::decode("process.json", &data)?
+            crate::spec::decode("process.json", &with_default_user(data))?
         }
         None => {
             if a.args.is_empty() {

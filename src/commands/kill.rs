@@ -106,7 +106,8 @@ mod tests {
         assert_eq!(parse_signal("SIGRTMAX").unwrap(), libc::SIGRTMAX());
         assert_eq!(parse_signal("SIGRTMAX-1").unwrap(), libc::SIGRTMAX() - 1);
         assert!(parse_signal("RTMAX+1").is_err());
-        assert!(parse_signal("0").is_err());
+        // (Signal 0 was refused before issue 17: runc takes it as a liveness check.)
+        assert!(parse_signal("-1").is_err());
         assert!(parse_signal("99").is_err());
     }
 }

@@ -400,8 +400,14 @@ pub fn prepare_process(
     }
     let mut env = p.env.clone();
     env.extend(extra_env.iter().cloned());
+    let mut env = dedup_env(env);
     let exe = find_exe(&p.args[0], &env)?;
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
+    // An empty HOME counts as none (runc): the user's home from the rootfs's passwd.
+    if !env
+        .iter()
+        .any(|e| e.strip_prefix("HOME=").is_some_and(|h| !h.is_empty()))
+    {
+        env.retain(|e| !e.starts_with("HOME="));
         env.push(format!("HOME={}", home_of(p.uid)));
     }
     for (res, soft, hard, i) in &p.rlimits {
@@ -428,12 +434,24 @@ pub fn prepare_process(
     // Made now, before seccomp could refuse memfd_create.
     let dmz = super::dmz::sealed()?;
     chown_stdio(p.uid);
+    // The cwd is entered while still root (a 0700 /root as a non-root user's cwd works, as in
+    // runc); only a permission error is tried again as the user (a volume only it may enter).
+    let chdir = || {
+        nix::unistd::chdir(p.cwd.as_str())
+            .map_err(|e| anyhow!("process.cwd: chdir {:?}: {e}", p.cwd))
+    };
+    let again = match nix::unistd::chdir(p.cwd.as_str()) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::EACCES) | Err(nix::errno::Errno::EPERM) => true,
+        Err(e) => bail!("process.cwd: chdir {:?}: {e}", p.cwd),
+    };
     set_user(p)?;
     if let Some(m) = p.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
     }
-    nix::unistd::chdir(p.cwd.as_str())
-        .map_err(|e| anyhow!("process.cwd: chdir {:?}: {e}", p.cwd))?;
+    if again {
+        chdir()?;
+    }
     // CVE-2024-21626: a cwd reached through a leaked fd would be outside the root.
     let cwd = nix::unistd::getcwd().map_err(|e| anyhow!("process.cwd {:?}: getcwd: {e}", p.cwd))?;
     if !cwd.starts_with("/") {
@@ -735,6 +753,19 @@ fn loopback_up() -> Result<()> {
 }
 
 /// HOME from the container's /etc/passwd, "/" when absent.
+/// One entry per name, the last value winning, in the order of those last entries (runc's
+/// prepareEnv): `exec --env K=V` replaces the spec's K instead of adding a second one.
+fn dedup_env(env: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out: Vec<String> = env
+        .into_iter()
+        .rev()
+        .filter(|kv| seen.insert(kv.split('=').next().unwrap_or_default().to_string()))
+        .collect();
+    out.reverse();
+    out
+}
+
 fn home_of(uid: u32) -> String {
     std::fs::read_to_string("/etc/passwd")
         .ok()
@@ -771,6 +802,19 @@ fn set_user(p: &crate::spec::ProcPlan) -> Result<()> {
         c.apply_rest()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod env_tests {
+    #[test]
+    fn last_value_wins_once_in_order() {
+        let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            super::dedup_env(e(&["A=1", "B=2", "A=3", "C=", "B=4"])),
+            e(&["A=3", "C=", "B=4"])
+        );
+        assert_eq!(super::dedup_env(e(&["PATH=/bin"])), e(&["PATH=/bin"]));
+    }
 }
 
 #[cfg(test)]

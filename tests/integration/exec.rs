@@ -432,3 +432,22 @@ fn exec_cve_2019_5736_runtime_binary_not_writable() {
     assert_eq!(env.status(), "running");
     exec(&env, &[&env.id, "true"]).ok();
 }
+
+/// `exec --process` with a process.json that has no `user`: runs as uid 0 (runc accepts it).
+#[test]
+fn exec_process_json_without_user() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_and_start(&spec);
+    let pj = env.dir.join("process.json");
+    std::fs::write(
+        &pj,
+        serde_json::json!({"args": ["id", "-u"], "cwd": "/", "env": ["PATH=/bin"]}).to_string(),
+    )
+    .unwrap();
+    let out = env.rt(&["exec", "--process", pj.to_str().unwrap(), &env.id]);
+    out.ok();
+    assert_eq!(out.lines(), ["0"], "{out}");
+    env.rt(&["delete", "--force", &env.id]).ok();
+}

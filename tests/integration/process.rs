@@ -223,3 +223,60 @@ fn cwd_missing_dir() {
         "shared rootfs modified"
     );
 }
+
+/// The environment has one entry per name, the last value winning (runc's prepareEnv); an
+/// empty HOME is filled from the user's passwd entry in the rootfs; `exec --env K=V` replaces
+/// the spec's K instead of adding a second one.
+#[test]
+fn env_duplicates_and_empty_home() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    for kv in ["DUP=first", "HOME=", "DUP=second", "KEEP=1"] {
+        push_env(&mut spec, kv);
+    }
+    env.create_and_start(&spec);
+    let out = env.rt(&["exec", &env.id, "env"]);
+    out.ok();
+    let lines = out.lines();
+    let dup: Vec<&String> = lines.iter().filter(|l| l.starts_with("DUP=")).collect();
+    assert_eq!(dup, ["DUP=second"], "{out}");
+    assert!(lines.iter().any(|l| l == "HOME=/root"), "{out}");
+    assert!(!lines.iter().any(|l| l == "HOME="), "{out}");
+    let out = env.rt(&["exec", "--env", "KEEP=2", &env.id, "env"]);
+    out.ok();
+    let keep: Vec<String> = out
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("KEEP="))
+        .collect();
+    assert_eq!(keep, ["KEEP=2"], "{out}");
+    env.rt(&["delete", "--force", &env.id]).ok();
+}
+
+/// process.cwd is entered before the process drops to its user (runc): a root-only 0700
+/// directory works as the cwd of a non-root process.
+#[test]
+fn cwd_is_entered_before_the_user_changes() {
+    let env = test_env!();
+    let rootfs = env.copy_rootfs();
+    std::fs::create_dir_all(rootfs.join("private")).unwrap();
+    host("chmod", &["0700", rootfs.join("private").to_str().unwrap()]);
+    let mut spec = env.spec();
+    set(
+        &mut spec,
+        "/root/path",
+        serde_json::json!(rootfs.to_str().unwrap()),
+    );
+    set(&mut spec, "/process/cwd", serde_json::json!("/private"));
+    set(
+        &mut spec,
+        "/process/user",
+        serde_json::json!({"uid": 1000, "gid": 1000}),
+    );
+    set_args(&mut spec, &["sh", "-c", "pwd; id -u"]);
+    env.write_bundle(&spec);
+    let out = env.run_spec(&spec);
+    out.ok();
+    assert_eq!(out.lines(), ["/private", "1000"], "{out}");
+}
