@@ -36,20 +36,20 @@ fn fd_hygiene() {
     }
 }
 
-/// How many of the caller's fds from 3 on the command hands to the container process
-/// (--preserve-fds, and LISTEN_FDS for socket activation).
-fn passed_fds(cli: &cli::Cli) -> u32 {
+/// For the commands that start a container process (create, run, exec): how many of the
+/// caller's fds from 3 on it hands over (--preserve-fds, and LISTEN_FDS for socket activation).
+fn passed_fds(cli: &cli::Cli) -> Option<u32> {
     let preserve = match &cli.cmd {
         Some(cli::Cmd::Create(a)) => a.opts.preserve_fds,
         Some(cli::Cmd::Run(a)) => a.opts.preserve_fds,
         Some(cli::Cmd::Exec(a)) => a.preserve_fds,
-        _ => return 0,
+        _ => return None,
     };
     let listen: u32 = std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    preserve.saturating_add(listen)
+    Some(preserve.saturating_add(listen))
 }
 
 /// The C entry point (see the crate attributes): run rrun, never return.
@@ -78,7 +78,9 @@ fn rrun_main() {
         std::process::exit(0);
     }
     // Before rrun opens anything (the --log file included): see util::reserve_passed_fds.
-    util::reserve_passed_fds(passed_fds(&cli));
+    if let Some(n) = passed_fds(&cli) {
+        util::reserve_passed_fds(n);
+    }
     logging::init(cli.log.clone(), cli.log_format, cli.debug);
     let code = match commands::dispatch(&cli) {
         Ok(code) => code,

@@ -150,7 +150,14 @@ pub fn remove(leaves: &[PathBuf], parents: &[PathBuf]) -> Result<()> {
         }
     }
     let mut ps: Vec<&PathBuf> = parents.iter().filter(|p| !leaves.contains(p)).collect();
-    ps.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    // Deepest first; each once (the state's list and the record name the same ones).
+    ps.sort_by(|a, b| {
+        b.components()
+            .count()
+            .cmp(&a.components().count())
+            .then_with(|| a.cmp(b))
+    });
+    ps.dedup();
     for p in ps {
         // A shared parent stays while siblings use it.
         let _ = std::fs::remove_dir(p);

@@ -88,7 +88,13 @@ pub fn destroy(c: Container) -> Result<()> {
         let state = crate::hooks::state_json(&s.id, "stopped", s.pid, &s.bundle, &s.annotations);
         crate::hooks::run_all_warn("poststop", Some(h), &state);
     }
-    let also = owned::read(&c.dir);
+    // A create that finished saved every dir it made; one that did not (killed, or failed
+    // before its last save) left the rest in its record.
+    let also = if c.saved.creating || c.saved.cgroup.is_none() {
+        owned::read(&c.dir)
+    } else {
+        owned::Owned::default()
+    };
     let res = match &c.saved.cgroup {
         Some(cg) => cg.destroy(&also),
         None => owned::remove(&also.leaves, &also.parents),
