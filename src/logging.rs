@@ -109,6 +109,8 @@ pub fn error(msg: &str) {
     log("error", msg);
 }
 
+/// An error goes to stderr for a person as `rrun: error: MSG` (tools grep for "error"), and as
+/// a `level=error` line (text or JSON) to --log.
 fn log(level: &str, msg: &str) {
     let l = LOGGER.get();
     let to_file = l.and_then(|l| l.path.as_ref());
@@ -140,12 +142,12 @@ fn log(level: &str, msg: &str) {
             }
             // Errors are also shown to a person running rrun by hand.
             if level == "error" {
-                let _ = writeln!(std::io::stderr(), "rrun: {msg}");
+                let _ = writeln!(std::io::stderr(), "rrun: error: {msg}");
             }
         }
         None => {
             if level == "error" {
-                let _ = writeln!(std::io::stderr(), "rrun: {msg}");
+                let _ = writeln!(std::io::stderr(), "rrun: error: {msg}");
             } else {
                 let _ = std::io::stderr().write_all(line.as_bytes());
             }

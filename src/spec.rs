@@ -68,6 +68,14 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &str, data: &[u8]) -> Result
     if let Ok(v) = serde_json::from_slice(data) {
         return Ok(v);
     }
+    // Capabilities this build does not know are warned about and left out, as runc does (a
+    // newer kernel's, or a typo: the process simply does not get them).
+    if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(data)
+        && drop_unknown_caps(&mut v, what)
+        && let Ok(t) = serde_json::from_value(v)
+    {
+        return Ok(t);
+    }
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -97,6 +105,38 @@ pub fn decode<T: serde::de::DeserializeOwned>(what: &str, data: &[u8]) -> Result
             anyhow!("{what}: {path}: {msg}")
         }
     })
+}
+
+/// Remove the capability names oci-spec does not know from `process.capabilities` (config.json)
+/// or `capabilities` (process.json), with a warning each; whether any was removed.
+fn drop_unknown_caps(v: &mut serde_json::Value, what: &str) -> bool {
+    let mut dropped = false;
+    for (ptr, field) in [
+        ("/process/capabilities", "process.capabilities"),
+        ("/capabilities", "capabilities"),
+    ] {
+        let Some(caps) = v.pointer_mut(ptr).and_then(|c| c.as_object_mut()) else {
+            continue;
+        };
+        for (set, list) in caps.iter_mut() {
+            let Some(list) = list.as_array_mut() else {
+                continue;
+            };
+            list.retain(|c| {
+                let known =
+                    serde_json::from_value::<oci_spec::runtime::Capability>(c.clone()).is_ok();
+                if !known && c.is_string() {
+                    crate::logging::warn(&format!(
+                        "{what}: {field}.{set}: unknown capability {c}: ignored"
+                    ));
+                    dropped = true;
+                    return false;
+                }
+                true
+            });
+        }
+    }
+    dropped
 }
 
 pub fn read_spec(bundle: &Path) -> Result<Spec> {
@@ -597,8 +637,12 @@ mod tests {
 
     #[test]
     fn unknown_capability() {
+        // Issue 17: an unknown name is warned about and left out, as runc does (it was an
+        // error before); what is not a capability name at all is still an error at its path.
         let mut v = with_root(base());
         v["process"]["capabilities"]["bounding"][1] = "CAP_NOPE".into();
+        plan_of(&v).expect("an unknown capability is ignored");
+        v["process"]["capabilities"]["bounding"][1] = 7.into();
         let e = plan_of(&v).unwrap_err().to_string();
         assert!(e.contains("process.capabilities.bounding[1]"), "{e}");
     }

@@ -304,7 +304,7 @@ fn setup(
         use std::io::Write;
         let _ = write!(f, "{e:#}");
     }
-    eprintln!("rrun: {e:#}");
+    eprintln!("rrun: error: {e:#}");
     // SAFETY: exit without destructors.
     unsafe { libc::_exit(127) }
 }

@@ -329,3 +329,18 @@ fn unknown_id_does_not_exist() {
     }
     env.assert_clean();
 }
+
+/// A failure printed for a person says it is an error (tools grep stderr for "error"), as
+/// runc's `level=error msg=...` lines do.
+#[test]
+fn human_error_lines_say_error() {
+    let env = test_env!();
+    let out = env.rt(&["state", "no-such-container"]);
+    out.failed();
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.contains("error") && l.contains("does not exist")),
+        "{out}"
+    );
+}

@@ -1145,3 +1145,22 @@ fn selinux_label_refused_without_selinux() {
     out.stderr_has_all(&["selinux"]);
     env.assert_clean();
 }
+
+/// A capability name the runtime does not know is warned about and left out, as runc does
+/// (a newer kernel's name in a shared config must not stop the container).
+#[test]
+fn unknown_capabilities_are_warned_and_ignored() {
+    let env = test_env!();
+    let out = env.run_capture(&["sh", "-c", "grep CapBnd /proc/self/status"], |s| {
+        let caps = &mut s["process"]["capabilities"];
+        for set in ["bounding", "effective", "permitted"] {
+            caps[set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_NOT_A_REAL_ONE"));
+        }
+    });
+    out.ok();
+    out.stderr_has_all(&["CAP_NOT_A_REAL_ONE"]);
+    assert!(out.stdout.contains("CapBnd"), "{out}");
+}
