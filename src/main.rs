@@ -86,7 +86,13 @@ fn rrun_main() {
         Ok(code) => code,
         Err(e) => {
             logging::error(&format!("{e:#}"));
-            1
+            // runc: an exec that fails (paused container, bad --pid-file, a process that
+            // cannot start) exits 255, which engines tell from the process's own status.
+            if matches!(cli.cmd, Some(cli::Cmd::Exec(_))) {
+                255
+            } else {
+                1
+            }
         }
     };
     std::process::exit(code);

@@ -451,3 +451,18 @@ fn exec_process_json_without_user() {
     assert_eq!(out.lines(), ["0"], "{out}");
     env.rt(&["delete", "--force", &env.id]).ok();
 }
+
+/// A failed exec exits 255, as runc's does (engines tell it from the process's own status):
+/// here, into a paused container.
+#[test]
+fn failed_exec_exits_255() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_and_start(&spec);
+    env.rt(&["pause", &env.id]).ok();
+    let out = env.rt(&["exec", &env.id, "true"]);
+    assert_eq!(out.code(), Some(255), "exec into a paused container: {out}");
+    env.rt(&["resume", &env.id]).ok();
+    env.rt(&["delete", "--force", &env.id]).ok();
+}
