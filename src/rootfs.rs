@@ -770,7 +770,8 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+/// linux/magic.h
+pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 /// The files under /proc that lxcfs-style tools replace (as runc allows).
 const PROC_ALLOWED: &[&str] = &[
@@ -786,7 +787,8 @@ const PROC_ALLOWED: &[&str] = &[
     "/proc/sys/kernel/ns_last_pid",
 ];
 
-fn is_procfs(fd: &OwnedFd) -> bool {
+/// Whether `fd` is on procfs (fstatfs).
+pub fn is_procfs(fd: &OwnedFd) -> bool {
     nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
 }
 

@@ -152,29 +152,23 @@ pub fn default_root() -> PathBuf {
 /// one removed and made anew (a new container with the id) is locked afresh.
 pub fn lock_dir(dir: &Path) -> Result<Lock> {
     let deadline = std::time::Instant::now() + lock_timeout();
+    let removed = || {
+        anyhow::Error::new(nix::errno::Errno::ENOENT).context(format!(
+            "lock state dir {}: removed meanwhile",
+            dir.display()
+        ))
+    };
     loop {
         let lock = lock_dir_once(dir, deadline)?;
         let held = nix::sys::stat::fstat(lock.0.as_raw_fd())
             .map_err(|e| anyhow::anyhow!("stat state dir {}: {e}", dir.display()))?;
         if held.st_nlink == 0 {
-            return Err(
-                anyhow::Error::new(nix::errno::Errno::ENOENT).context(format!(
-                    "lock state dir {}: removed meanwhile",
-                    dir.display()
-                )),
-            );
+            return Err(removed());
         }
         match nix::sys::stat::lstat(dir) {
             Ok(now) if now.st_ino == held.st_ino && now.st_dev == held.st_dev => return Ok(lock),
             Ok(_) => continue,
-            Err(nix::errno::Errno::ENOENT) => {
-                return Err(
-                    anyhow::Error::new(nix::errno::Errno::ENOENT).context(format!(
-                        "lock state dir {}: removed meanwhile",
-                        dir.display()
-                    )),
-                );
-            }
+            Err(nix::errno::Errno::ENOENT) => return Err(removed()),
             Err(e) => return Err(anyhow::anyhow!("stat state dir {}: {e}", dir.display())),
         }
     }
@@ -248,11 +242,7 @@ impl Container {
                 return Err(e);
             }
         };
-        Ok(Container {
-            dir,
-            lock: Some(lock),
-            saved,
-        })
+        Ok(Container::locked(dir, lock, saved))
     }
 
     /// Open and lock an existing container. NotFound ("does not exist") if there is none.
@@ -267,11 +257,7 @@ impl Container {
             Err(e) => return Err(e),
         };
         let saved = read_saved(&dir, id)?;
-        Ok(Container {
-            dir,
-            lock: Some(lock),
-            saved,
-        })
+        Ok(Container::locked(dir, lock, saved))
     }
 
     /// A container whose dir the caller has locked and whose state it has read.

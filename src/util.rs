@@ -53,6 +53,18 @@ pub fn shorten(v: &str, max: usize) -> String {
     format!("{:?}... ({} bytes)", &v[..end], v.len())
 }
 
+/// A new file rrun makes for itself: O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC with `mode`, so a
+/// file or symlink planted at `path` is never opened. `append` for a record written in pieces.
+pub fn create_new(path: &Path, mode: u32, append: bool) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .append(append)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Write `path` atomically: a new file of an unpredictable name in the same dir, made with
 /// O_EXCL|O_NOFOLLOW (a symlink or file planted there by someone who can write the dir is
 /// never opened, let alone truncated), then renamed over `path` (which replaces a symlink at
@@ -66,13 +78,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let mut attempt = 0;
     let (tmp, mut f) = loop {
         let tmp = dir.join(format!(".{name}.{:016x}.tmp", random_u64()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&tmp)
-        {
+        match create_new(&tmp, mode, false) {
             Ok(f) => break (tmp, f),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
                 attempt += 1;

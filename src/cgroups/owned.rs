@@ -48,14 +48,8 @@ pub struct Journal {
 impl Journal {
     /// Create `<state_dir>/cgroup.owned` (0600, exclusive: a create starts it).
     pub fn create(state_dir: &Path) -> Result<Journal> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = state_dir.join(FILE);
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&path)
+        let file = crate::util::create_new(&path, 0o600, true)
             .map_err(|e| anyhow!("create {}: {}", path.display(), crate::sys::io_errno(&e)))?;
         Ok(Journal { file, path })
     }

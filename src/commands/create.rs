@@ -132,16 +132,7 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     }
     let (n, extra_env) = listen_fds(None);
     let err_path = c.dir.join(crate::state::INIT_ERR);
-    let err_file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&err_path)
-    }
-    .map_err(|e| {
+    let err_file = crate::util::create_new(&err_path, 0o600, false).map_err(|e| {
         anyhow!(
             "create {}: {}",
             err_path.display(),

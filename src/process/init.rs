@@ -585,8 +585,8 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
 }
 
 fn proc_is_procfs() -> bool {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0; // linux/magic.h
-    nix::sys::statfs::statfs("/proc").is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
+    nix::sys::statfs::statfs("/proc")
+        .is_ok_and(|s| s.filesystem_type().0 == rootfs::PROC_SUPER_MAGIC)
 }
 
 /// A procfs of rrun's own for the LSM attribute writes: a detached clone of the host's /proc
@@ -599,15 +599,10 @@ pub fn lsm_proc_handle(p: &crate::spec::ProcPlan) -> Result<Option<OwnedFd>> {
     }
     let fd = crate::sys::open_tree_clone(libc::AT_FDCWD, "/proc", false)
         .map_err(|e| anyhow!("take a private handle on /proc for the LSM attributes: {e}"))?;
-    if !is_procfs_fd(&fd) {
+    if !rootfs::is_procfs(&fd) {
         bail!("/proc is not procfs: refusing to use it for the LSM attributes");
     }
     Ok(Some(fd))
-}
-
-fn is_procfs_fd(fd: &OwnedFd) -> bool {
-    const PROC_SUPER_MAGIC: i64 = 0x9fa0; // linux/magic.h
-    nix::sys::statfs::fstatfs(fd).is_ok_and(|s| s.filesystem_type().0 == PROC_SUPER_MAGIC)
 }
 
 /// Open `thread-self/attr/<attr>` of our own task for writing, beneath the private procfs
@@ -624,7 +619,7 @@ pub fn open_exec_attr(proc: &OwnedFd, attr: &str) -> Result<OwnedFd> {
             | crate::sys::RESOLVE_BENEATH,
     )
     .map_err(|e| anyhow!("open /proc/{path} (rrun's own procfs handle): {e}"))?;
-    if !is_procfs_fd(&fd) {
+    if !rootfs::is_procfs(&fd) {
         bail!("/proc/{path} is not on procfs: refusing to write it");
     }
     Ok(fd)
@@ -835,6 +830,6 @@ mod lsm_tests {
         plan.apparmor = Some("p".into());
         let h = super::lsm_proc_handle(&plan).unwrap().expect("a handle");
         let fd = super::open_exec_attr(&h, "exec").unwrap();
-        assert!(super::is_procfs_fd(&fd));
+        assert!(crate::rootfs::is_procfs(&fd));
     }
 }
