@@ -32,20 +32,48 @@ pub fn state_json(
     v.to_string()
 }
 
+/// Where and with what a hook runs, beyond its own fields.
+#[derive(Default, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The environment of a hook without `env`: createContainer and startContainer get the
+    /// process's; None is rrun's own (hooks on the host), as runc's hooks inherit runc's.
+    pub env: Option<&'a [String]>,
+    /// Its working directory: the bundle for hooks on the host, the container's root for
+    /// createContainer and startContainer. None keeps rrun's own (a bundle since removed).
+    pub cwd: Option<&'a std::path::Path>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Hooks on the host run in the bundle directory (runc's cwd), when it still exists.
+    pub fn host(bundle: &'a std::path::Path) -> Ctx<'a> {
+        Ctx {
+            env: None,
+            cwd: bundle.is_dir().then_some(bundle),
+        }
+    }
+}
+
+/// runc's words for a failed hook, which tools match: `error running <kind> hook #<n>`.
+fn failed(kind: &str, i: usize, h: &Hook, e: &anyhow::Error) -> String {
+    format!(
+        "error running {kind} hook #{i} ({}): {e:#}",
+        h.path().display()
+    )
+}
+
 /// Run every hook of one kind in order; the first failure stops and is returned.
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &str) -> Result<()> {
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &str, ctx: Ctx) -> Result<()> {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run_one(h, state)
-            .map_err(|e| anyhow!("hooks.{kind}[{i}] {}: {e:#}", h.path().display()))?;
+        run_one(h, state, ctx).map_err(|e| anyhow!(failed(kind, i, h, &e)))?;
     }
     Ok(())
 }
 
 /// Run every hook of one kind; failures are logged as warnings and the lifecycle goes on.
-pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &str) {
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &str, ctx: Ctx) {
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run_one(h, state) {
-            crate::logging::warn(&format!("hooks.{kind}[{i}] {}: {e:#}", h.path().display()));
+        if let Err(e) = run_one(h, state, ctx) {
+            crate::logging::warn(&failed(kind, i, h, &e));
         }
     }
 }
@@ -60,16 +88,21 @@ fn memfd() -> Result<std::fs::File> {
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
-fn run_one(h: &Hook, state: &str) -> Result<()> {
+fn run_one(h: &Hook, state: &str, ctx: Ctx) -> Result<()> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args().as_ref().filter(|a| !a.is_empty()) {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
-    cmd.env_clear();
-    for e in h.env().iter().flatten() {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
+    if let Some(env) = h.env().as_deref().or(ctx.env) {
+        cmd.env_clear();
+        for e in env {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
         }
+    }
+    if let Some(d) = ctx.cwd {
+        cmd.current_dir(d);
     }
     let out = memfd()?;
     cmd.stdin(Stdio::piped())
@@ -118,7 +151,7 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
     if text.is_empty() {
         bail!("{status}")
     } else {
-        bail!("{status}: {text}")
+        bail!("{status}, output: {text}")
     }
 }
 
@@ -139,7 +172,7 @@ mod tests {
             r#"{{"path":"/bin/sh","args":["sh","-c","cat > {0}; echo \"$FOO $0\" >> {0}"],"env":["FOO=bar"]}}"#,
             out.display()
         ));
-        run_all("prestart", Some(&vec![h]), "{\"id\":\"x\"}").unwrap();
+        run_all("prestart", Some(&vec![h]), "{\"id\":\"x\"}", Ctx::default()).unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "{\"id\":\"x\"}bar sh\n"
@@ -150,26 +183,52 @@ mod tests {
     #[test]
     fn failure_and_timeout() {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","echo boom >&2; exit 3"]}"#);
-        let e = run_all("createRuntime", Some(&vec![h]), "{}")
+        let e = run_all("createRuntime", Some(&vec![h]), "{}", Ctx::default())
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("hooks.createRuntime[0]") && e.contains("boom"),
+            e.starts_with("error running createRuntime hook #0 (/bin/sh): ") && e.contains("boom"),
             "{e}"
         );
         let h = hook(r#"{"path":"/bin/sleep","args":["sleep","5"],"timeout":1}"#);
         let t = Instant::now();
-        let e = run_all("poststart", Some(&vec![h]), "{}")
+        let e = run_all("poststart", Some(&vec![h]), "{}", Ctx::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("timed out"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(3));
         let h = hook(r#"{"path":"/nonexistent/hook"}"#);
         assert!(
-            run_all("poststop", Some(&vec![h]), "{}")
+            run_all("poststop", Some(&vec![h]), "{}", Ctx::default())
                 .unwrap_err()
                 .to_string()
                 .contains("ENOENT")
         );
+    }
+
+    #[test]
+    fn env_inherited_only_without_its_own_and_cwd_set() {
+        let dir = std::env::temp_dir().join(format!("rrun-hook-ctx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let script = format!("echo \"$ONE $(pwd)\" >> {}", out.display());
+        let inherit = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c",{script:?}]}}"#
+        ));
+        let own = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c",{script:?}],"env":["ONE=own"]}}"#
+        ));
+        let env = vec!["ONE=two".to_string()];
+        let ctx = Ctx {
+            env: Some(&env),
+            cwd: Some(&dir),
+        };
+        run_all("startContainer", Some(&vec![inherit, own]), "{}", ctx).unwrap();
+        let d = dir.display();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            format!("two {d}\nown {d}\n")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -86,7 +86,12 @@ pub fn destroy(c: Container) -> Result<()> {
     let s = &c.saved;
     if let Some(h) = s.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
         let state = crate::hooks::state_json(&s.id, "stopped", s.pid, &s.bundle, &s.annotations);
-        crate::hooks::run_all_warn("poststop", Some(h), &state);
+        crate::hooks::run_all_warn(
+            "poststop",
+            Some(h),
+            &state,
+            crate::hooks::Ctx::host(&s.bundle),
+        );
     }
     // A create that finished saved every dir it made; one that did not (killed, or failed
     // before its last save) left the rest in its record.

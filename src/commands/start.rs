@@ -94,6 +94,7 @@ pub fn start(c: &Container) -> Result<()> {
         "poststart",
         hooks.and_then(|h| h.poststart().as_ref()),
         &state("running"),
+        crate::hooks::Ctx::host(&c.saved.bundle),
     );
     Ok(())
 }

@@ -233,10 +233,23 @@ fn setup(
             other => bail!("init channel: expected HooksDone, got {other:?}"),
         };
         // createContainer: in the container's namespaces, before pivot_root.
+        // Run from the container's root (runc's cwd for them), here before pivot_root, with
+        // the process's environment unless they name their own.
         crate::hooks::run_all(
             "createContainer",
             hooks.and_then(|h| h.create_container().as_ref()),
             &hook_state,
+            crate::hooks::Ctx {
+                env: Some(&dedup_env(
+                    plan.process
+                        .env
+                        .iter()
+                        .chain(o.extra_env.iter())
+                        .cloned()
+                        .collect(),
+                )),
+                cwd: Some(&plan.rootfs),
+            },
         )?;
     }
     rootfs::mask_paths(&root, &plan.masked)?;
@@ -279,12 +292,18 @@ fn setup(
     let exec_phase = crate::logging::phase("exec");
     // startContainer: in the container, after start, before the user's program, and under
     // the container's seccomp filter (as runc runs it).
+    // A hook without its own `env` gets the process's (runc), and runs from the root.
     let starting = hook_state.replace("\"creating\"", "\"created\"");
     let e = match prep.install_late().and_then(|()| {
+        let env = prep.env();
         crate::hooks::run_all(
             "startContainer",
             hooks.and_then(|h| h.start_container().as_ref()),
             &starting,
+            crate::hooks::Ctx {
+                env: Some(&env),
+                cwd: Some(std::path::Path::new("/")),
+            },
         )
     }) {
         Ok(()) => {
@@ -372,6 +391,16 @@ pub struct Prepared {
     argv: Vec<CString>,
     envp: Vec<CString>,
     arg0: String,
+}
+
+impl Prepared {
+    /// The process's final environment (deduplicated, HOME filled).
+    pub fn env(&self) -> Vec<String> {
+        self.envp
+            .iter()
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
 }
 
 /// Everything about the process before execve, inside the container's root: the executable

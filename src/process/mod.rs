@@ -251,11 +251,13 @@ impl Pending<'_, '_> {
                         "prestart",
                         hooks.and_then(|h| h.prestart().as_ref()),
                         &state,
+                        crate::hooks::Ctx::host(&plan.bundle),
                     )?;
                     crate::hooks::run_all(
                         "createRuntime",
                         hooks.and_then(|h| h.create_runtime().as_ref()),
                         &state,
+                        crate::hooks::Ctx::host(&plan.bundle),
                     )?;
                     parent.send(&ToInit::HooksDone { pid: init_pid })?;
                 }

@@ -159,6 +159,7 @@ fn hooks_order_namespaces_and_state() {
     for kind in KINDS {
         h.add(&env, kind, "record.sh", None);
     }
+    set(&mut h.spec, "/annotations", json!({"org.example.k": "v"}));
     env.create_ok(&h.spec);
     let init = env.init_pid();
     assert_eq!(h.order(), ["prestart", "createRuntime", "createContainer"]);
@@ -233,6 +234,9 @@ fn hooks_order_namespaces_and_state() {
         if !st["ociVersion"].is_string() {
             problems.push(format!("{kind}: no ociVersion"));
         }
+        if st["annotations"] != json!({"org.example.k": "v"}) {
+            problems.push(format!("{kind}: annotations {}", st["annotations"]));
+        }
         // The container's pid as seen by the host (optional once stopped).
         let pid_optional = kind == "poststop" && st["pid"].is_null();
         if !pid_optional && st["pid"].as_i64() != Some(init as i64) {
@@ -285,6 +289,11 @@ fn create_phase_failure(env: &TestEnv, kind: &str) {
     env.write_bundle(&h.spec);
     let out = env.create(&env.id);
     out.failed();
+    // runc's words (1.2 and later), with the hook's own output.
+    out.stderr_has_all(&[
+        &format!("error running {kind} hook #0"),
+        &format!("hook {kind} fails on purpose"),
+    ]);
     let order = h.order();
     assert!(
         order.iter().any(|k| k == kind),
@@ -462,5 +471,75 @@ fn hooks_need_not_read_stdin() {
     env.wait_for_status("stopped");
     assert_eq!(env.wait_init(), Exit::Signal(libc::SIGKILL));
     env.rt(&["delete", &env.id]).ok();
+    env.assert_clean();
+}
+
+/// Writes `KIND cwd=$(pwd) one=$ONE home=$HOME leak=$RRUN_IT_RUNTIME_ENV_LEAK` to
+/// LOGDIR/where. Args: KIND LOGDIR.
+const WHERE: &str = r#"#!/bin/sh
+cat > /dev/null
+echo "$1 cwd=$(pwd) one=$ONE home=$HOME leak=$RRUN_IT_RUNTIME_ENV_LEAK" >> "$2/where"
+"#;
+
+/// runc: a hook without `env` inherits the environment of whoever runs it: the runtime's
+/// for hooks on the host, the process's for createContainer and startContainer (HOME filled
+/// in by then); one with `env` gets only its own. createContainer and startContainer hooks
+/// run from the container's root, the hooks on the host from the bundle.
+#[test]
+fn hooks_env_and_cwd() {
+    let env = test_env!();
+    let mut h = Hooks::new(&env);
+    let rootfs = std::path::PathBuf::from(h.spec["root"]["path"].as_str().unwrap());
+    for dir in [&h.scripts, &rootfs] {
+        let p = dir.join("where.sh");
+        fs::write(&p, WHERE).unwrap();
+        host("chmod", &["755", p.to_str().unwrap()]);
+    }
+    push_env(&mut h.spec, "ONE=two");
+    let log = h.log.to_str().unwrap().to_string();
+    let script = h.scripts.join("where.sh").to_str().unwrap().to_string();
+    let hook = |kind: &str, own_env: bool| {
+        let (path, dir) = if kind == "startContainer" {
+            ("/where.sh".to_string(), "/hooklog".to_string())
+        } else {
+            (script.clone(), log.clone())
+        };
+        let mut v = json!({"path": path, "args": ["where.sh", kind, dir]});
+        if own_env {
+            v["env"] = json!(["ONE=own"]);
+        }
+        v
+    };
+    set(
+        &mut h.spec,
+        "/hooks",
+        json!({
+            "prestart": [hook("prestart", false)],
+            "createRuntime": [hook("createRuntime", false)],
+            "createContainer": [hook("createContainer", false)],
+            "startContainer": [hook("startContainer", false), hook("startContainer", true)],
+            "poststart": [hook("poststart", false)],
+        }),
+    );
+    env.create_ok(&h.spec);
+    env.rt(&["start", &env.id]).ok();
+    let bundle = fs::canonicalize(&env.bundle).unwrap();
+    let root = fs::canonicalize(&rootfs).unwrap();
+    let (b, r) = (bundle.display(), root.display());
+    let home = std::env::var("HOME").unwrap_or_default();
+    let got = fs::read_to_string(h.log.join("where")).unwrap();
+    assert_eq!(
+        got,
+        format!(
+            "prestart cwd={b} one= home={home} leak=leaked\n\
+             createRuntime cwd={b} one= home={home} leak=leaked\n\
+             createContainer cwd={r} one=two home= leak=\n\
+             startContainer cwd=/ one=two home=/root leak=\n\
+             startContainer cwd=/ one=own home= leak=\n\
+             poststart cwd={b} one= home={home} leak=leaked\n"
+        )
+    );
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.wait_init();
     env.assert_clean();
 }
