@@ -142,6 +142,7 @@ pub struct ExecArgs {
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// The container's id
     pub id: String,
     /// Command and arguments
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -153,6 +154,7 @@ pub struct PsArgs {
     /// table or json (json: the list of pids)
     #[arg(short = 'f', long, default_value = "table")]
     pub format: String,
+    /// The container's id
     pub id: String,
     /// Options for ps(1), default -ef
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -167,6 +169,7 @@ pub struct EventsArgs {
     /// Interval between stats in the stream (e.g. 5s, 500ms)
     #[arg(long, default_value = "5s")]
     pub interval: String,
+    /// The container's id
     pub id: String,
 }
 
@@ -205,6 +208,7 @@ pub struct UpdateArgs {
     pub kernel_memory_tcp: Option<String>,
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
+    /// The container's id
     pub id: String,
 }
 
@@ -241,6 +245,7 @@ pub struct CreateOpts {
 pub struct CreateArgs {
     #[command(flatten)]
     pub opts: CreateOpts,
+    /// The container's id
     pub id: String,
 }
 
@@ -254,11 +259,13 @@ pub struct RunArgs {
     /// Keep the container's state after it exits
     #[arg(long)]
     pub keep: bool,
+    /// The container's id
     pub id: String,
 }
 
 #[derive(Args, Debug)]
 pub struct IdArgs {
+    /// The container's id
     pub id: String,
 }
 
@@ -267,7 +274,9 @@ pub struct KillArgs {
     /// Signal every process in the container's cgroup
     #[arg(short = 'a', long)]
     pub all: bool,
+    /// The container's id
     pub id: String,
+    /// Signal name (KILL, SIGKILL) or number; 0 only checks that init is alive
     #[arg(default_value = "TERM")]
     pub signal: String,
 }
@@ -277,6 +286,7 @@ pub struct DeleteArgs {
     /// Kill a running container first
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// The container's id
     pub id: String,
 }
 
@@ -298,7 +308,25 @@ pub struct ListArgs {
 /// gives exactly what clap gives.
 pub fn parse() -> Cli {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    fast_parse(&args).unwrap_or_else(Cli::parse)
+    fast_parse(&args).unwrap_or_else(parse_slow)
+}
+
+/// clap's parse, but an unknown verb (`rrun foo`, `rrun foo -h`, `rrun help foo`) says that
+/// there is no such command rather than clap's "unrecognized subcommand".
+fn parse_slow() -> Cli {
+    use clap::error::{ContextKind, ErrorKind};
+    match <Cli as Parser>::try_parse() {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::InvalidSubcommand => {
+            let name = e
+                .get(ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            eprintln!("rrun: error: no such command {name:?}; `rrun --help` lists them");
+            std::process::exit(2)
+        }
+        Err(e) => e.exit(),
+    }
 }
 
 fn fast_parse(args: &[std::ffi::OsString]) -> Option<Cli> {

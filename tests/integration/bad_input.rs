@@ -344,3 +344,39 @@ fn human_error_lines_say_error() {
         "{out}"
     );
 }
+
+/// Every verb has help (`VERB -h`, `VERB --help`, `help VERB`) on stdout, exit 0; an
+/// unknown verb says there is no such command, also when asked for its help.
+#[test]
+fn help_for_every_verb_and_unknown_verbs() {
+    let env = test_env!();
+    let verbs = [
+        "spec", "create", "start", "state", "kill", "delete", "run", "list", "pause", "resume",
+        "ps", "update", "events", "exec", "features",
+    ];
+    for verb in verbs {
+        for args in [vec![verb, "-h"], vec![verb, "--help"], vec!["help", verb]] {
+            let out = env.rt(&args);
+            out.ok();
+            assert!(
+                out.stdout.contains(verb) && out.stdout.to_lowercase().contains("usage"),
+                "{args:?}: no help text\n{out}"
+            );
+        }
+    }
+    for args in [
+        vec!["no-such-verb"],
+        vec!["no-such-verb", "-h"],
+        vec!["help", "no-such-verb"],
+    ] {
+        let out = env.rt(&args);
+        out.failed();
+        let err = out.stderr.to_lowercase();
+        // runc says "No help topic for 'x'"; rrun "no such command".
+        assert!(
+            err.contains("no-such-verb")
+                && (err.contains("no such command") || err.contains("no help topic")),
+            "{args:?}\n{out}"
+        );
+    }
+}
