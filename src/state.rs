@@ -63,6 +63,10 @@ pub struct Saved {
     /// For poststart (in `start`) and poststop (in `delete`).
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// No pid namespace of its own (the host's, or one joined by path): its other processes
+    /// outlive init, so `kill KILL` signals the whole cgroup (runc).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared_pidns: bool,
 }
 
 /// A container directory, locked while `lock` is held (see [`Container::unlock`]).
@@ -531,6 +535,7 @@ mod tests {
             annotations: BTreeMap::new(),
             cgroup: None,
             hooks: None,
+            shared_pidns: false,
         }
     }
 

@@ -760,6 +760,35 @@ impl Cgroup {
         }
     }
 
+    /// Signal every process of the cgroup (`kill --all`, and KILL without a pid namespace of
+    /// its own). KILL on v2 is one write to cgroup.kill (nested cgroups too); otherwise the
+    /// cgroup is frozen while it is signalled, so no fork escapes the list, and left frozen
+    /// only if it was (not after KILL, which a frozen task would not act on). Returns how
+    /// many processes were signalled.
+    pub fn signal_all(&self, sig: i32) -> Result<usize> {
+        let pids = self.procs()?;
+        if sig == libc::SIGKILL && self.mode == Mode::V2 {
+            let f = self.hierarchies[0].dir.join("cgroup.kill");
+            if std::fs::write(&f, "1").is_ok() {
+                return Ok(pids.len());
+            }
+        }
+        let was = self.is_frozen();
+        let can_freeze = sig != 0 && self.set_frozen(true).is_ok();
+        let pids = if can_freeze { self.procs()? } else { pids };
+        let mut n = 0;
+        for pid in pids {
+            // SAFETY: kill(2) with a pid read from the container's cgroup and a valid signal.
+            if unsafe { libc::kill(pid, sig) } == 0 {
+                n += 1;
+            }
+        }
+        if can_freeze && (!was || sig == libc::SIGKILL) {
+            self.set_frozen(false)?;
+        }
+        Ok(n)
+    }
+
     pub fn is_frozen(&self) -> bool {
         if self.mode == Mode::V2 {
             return frozen_by_file(&self.hierarchies[0].dir.join("cgroup.freeze"));

@@ -80,6 +80,7 @@ pub fn create(
         annotations: plan.annotations.clone(),
         cgroup: None,
         hooks: plan.hooks.clone(),
+        shared_pidns: !plan.ns.new.contains(nix::sched::CloneFlags::CLONE_NEWPID),
     };
     let mut c = Container::claim(root, id, saved)?;
     match setup(&mut c, &plan, o) {

@@ -1,5 +1,6 @@
 //! `kill`: signal init through a pidfd whose start time is checked, so a recycled pid is never
-//! signalled; `--all` signals every process of the cgroup.
+//! signalled; `--all` (and KILL to a container without its own pid namespace) signals every
+//! process of the cgroup.
 
 use crate::cli::KillArgs;
 use crate::state::{Container, Status};
@@ -46,30 +47,33 @@ pub fn run(root: &Path, a: &KillArgs) -> Result<()> {
     let sig = parse_signal(&a.signal)?;
     let c = Container::load(root, &a.id)?;
     let status = c.status();
-    if status == Status::Stopped || status == Status::Creating {
-        return Err(crate::error::invalid_state(format!(
-            "container {}: container not running",
-            a.id
-        )));
+    let not_running =
+        || crate::error::invalid_state(format!("container {}: container not running", a.id));
+    // Without a pid namespace of its own, KILL to init would leave the rest running: the
+    // whole cgroup gets it, also once init is gone (runc).
+    let all = a.all || (sig == libc::SIGKILL && c.saved.shared_pidns);
+    if status == Status::Creating || (status == Status::Stopped && !all) {
+        return Err(not_running());
     }
-    let r = match &c.saved.cgroup {
-        Some(cg) if a.all => {
-            for pid in cg.procs()? {
-                // SAFETY: kill(2) with a pid from the container's cgroup and a valid signal.
-                unsafe { libc::kill(pid, sig) };
+    match &c.saved.cgroup {
+        Some(cg) if all => {
+            if cg.signal_all(sig)? == 0 && status == Status::Stopped {
+                return Err(not_running());
             }
             Ok(())
         }
-        _ => signal_init(&c.saved, sig),
-    };
-    // A frozen process only acts on SIGKILL once thawed (runc thaws too).
-    if sig == libc::SIGKILL
-        && status == Status::Paused
-        && let Some(cg) = &c.saved.cgroup
-    {
-        cg.set_frozen(false)?;
+        _ => {
+            let r = signal_init(&c.saved, sig);
+            // A frozen process only acts on SIGKILL once thawed (runc thaws too).
+            if sig == libc::SIGKILL
+                && status == Status::Paused
+                && let Some(cg) = &c.saved.cgroup
+            {
+                cg.set_frozen(false)?;
+            }
+            r
+        }
     }
-    r
 }
 
 pub fn signal_init(s: &crate::state::Saved, sig: i32) -> Result<()> {

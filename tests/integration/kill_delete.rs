@@ -1,6 +1,8 @@
 //! `kill` with the three signal spellings, kill after exit, and `delete`
 //! with and without `--force`.
 
+use std::time::Duration;
+
 use crate::common::*;
 
 /// Creates and starts `sh -c script`, kills it with `signal`, checks that the
@@ -108,4 +110,60 @@ fn delete_running_needs_force() {
         .stderr_has_any(&["does not exist"]);
     assert_eq!(env.wait_init(), Exit::Signal(libc::SIGKILL));
     env.assert_clean();
+}
+
+/// Pids in the container's cgroup (its first hierarchy).
+fn cgroup_pids(env: &TestEnv) -> Vec<i32> {
+    let dir = cgroup_dirs(&env.cgroups_path())
+        .into_iter()
+        .find(|d| d.join("cgroup.procs").exists())
+        .expect("the container's cgroup");
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// runc: a container without a pid namespace of its own keeps its other processes when
+/// init dies, so `kill KILL` signals every process of its cgroup, also once init is gone
+/// (`init_first`: init alone is killed first). runc 1.2 and later; 1.1.5 signals init only.
+fn kill_without_pidns(env: &TestEnv, init_first: bool) {
+    let mut spec = env.spec();
+    remove_namespace(&mut spec, "pid");
+    set_script(&mut spec, "sleep 1000 & sleep 1001 & echo ready; wait");
+    env.create_and_start(&spec);
+    env.wait_for_stdout("ready");
+    assert!(
+        wait_until(Duration::from_secs(10), || cgroup_pids(env).len() == 3),
+        "{:?}",
+        cgroup_pids(env)
+    );
+    let pids = cgroup_pids(env);
+    if init_first {
+        // SAFETY: kill(2) on the init this test started.
+        unsafe { libc::kill(env.init_pid(), libc::SIGKILL) };
+        env.wait_for_status("stopped");
+    }
+    env.rt(&["kill", &env.id, "KILL"]).ok();
+    let gone = wait_until(Duration::from_secs(10), || cgroup_pids(env).is_empty());
+    for pid in &pids {
+        reap_if_child(*pid, Duration::from_secs(2));
+    }
+    assert!(gone, "left in the cgroup: {:?}", cgroup_pids(env));
+    env.wait_for_status("stopped");
+    env.rt(&["delete", &env.id]).ok();
+    env.assert_clean();
+}
+
+#[test]
+fn kill_without_pidns_reaches_every_process() {
+    let env = test_env!();
+    kill_without_pidns(&env, false);
+}
+
+#[test]
+fn kill_without_pidns_after_init_died() {
+    let env = test_env!();
+    kill_without_pidns(&env, true);
 }
