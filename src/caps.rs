@@ -26,14 +26,58 @@ fn convert(set: &Option<oci_spec::runtime::Capabilities>, name: &str) -> Result<
 }
 
 impl CapPlan {
-    pub fn from_spec(c: &oci_spec::runtime::LinuxCapabilities) -> Result<CapPlan> {
-        Ok(CapPlan {
+    /// `field` names the capabilities object in messages (`process.capabilities`); `uid` is
+    /// the process's.
+    pub fn from_spec(
+        c: &oci_spec::runtime::LinuxCapabilities,
+        field: &str,
+        uid: u32,
+    ) -> Result<CapPlan> {
+        let mut p = CapPlan {
             bounding: convert(c.bounding(), "bounding")?,
             effective: convert(c.effective(), "effective")?,
             inheritable: convert(c.inheritable(), "inheritable")?,
             permitted: convert(c.permitted(), "permitted")?,
             ambient: convert(c.ambient(), "ambient")?,
-        })
+        };
+        p.check_ambient(field, uid);
+        Ok(p)
+    }
+
+    /// The kernel raises an ambient capability only if it is permitted and inheritable: runc
+    /// goes on without the others, and so does this, saying so once, at plan time. A warning
+    /// where it matters (a non-root process, whose capabilities after execve come from the
+    /// ambient set), a debug line for root (whose permitted set covers it: `rrun spec`'s and
+    /// runc's default config lists ambient capabilities without inheritable ones).
+    pub fn check_ambient(&mut self, field: &str, uid: u32) {
+        let mut bad: Vec<String> = Vec::new();
+        self.ambient.retain(|cap| {
+            let missing: Vec<&str> = [
+                ("inheritable", &self.inheritable),
+                ("permitted", &self.permitted),
+            ]
+            .iter()
+            .filter(|(_, set)| !set.contains(cap))
+            .map(|(n, _)| *n)
+            .collect();
+            if missing.is_empty() {
+                return true;
+            }
+            bad.push(format!("{cap} (not {})", missing.join(" or ")));
+            false
+        });
+        if !bad.is_empty() {
+            bad.sort();
+            let msg = format!(
+                "{field}.ambient: not raised, an ambient capability must be inheritable and permitted: {}",
+                bad.join(", ")
+            );
+            if uid == 0 {
+                crate::logging::debug(&msg);
+            } else {
+                crate::logging::warn(&msg);
+            }
+        }
     }
 
     /// Drop from the bounding set what is not asked for. Needs CAP_SETPCAP: do it before
@@ -60,13 +104,10 @@ impl CapPlan {
     pub fn apply_rest(&self) -> Result<()> {
         capset(&self.effective, &self.permitted, &self.inheritable)?;
         caps::clear(None, CapSet::Ambient).context("clear ambient capabilities")?;
+        // Only permitted and inheritable ones are left (see `check_ambient`).
         for cap in &self.ambient {
-            // Ambient needs the cap in both permitted and inheritable; runc skips those that are
-            // not, instead of failing.
-            if self.permitted.contains(cap) && self.inheritable.contains(cap) {
-                caps::raise(None, CapSet::Ambient, *cap)
-                    .with_context(|| format!("raise {cap} in the ambient set"))?;
-            }
+            caps::raise(None, CapSet::Ambient, *cap)
+                .with_context(|| format!("raise {cap} in the ambient set"))?;
         }
         Ok(())
     }
@@ -125,7 +166,7 @@ mod tests {
             r#"{"bounding":["CAP_KILL","CAP_NET_RAW","CAP_SYS_ADMIN","CAP_CHECKPOINT_RESTORE"],"effective":["CAP_KILL"]}"#,
         )
         .unwrap();
-        let p = CapPlan::from_spec(&c).unwrap();
+        let p = CapPlan::from_spec(&c, "process.capabilities", 0).unwrap();
         assert!(p.bounding.contains(&Capability::CAP_NET_RAW));
         assert!(p.bounding.contains(&Capability::CAP_CHECKPOINT_RESTORE));
         assert_eq!(p.effective.len(), 1);
@@ -137,8 +178,21 @@ mod tests {
         for cap in caps::all() {
             let json = format!("{{\"bounding\":[\"{cap}\"]}}");
             let c: oci_spec::runtime::LinuxCapabilities = serde_json::from_str(&json).unwrap();
-            let p = CapPlan::from_spec(&c).unwrap();
+            let p = CapPlan::from_spec(&c, "process.capabilities", 0).unwrap();
             assert!(p.bounding.contains(&cap), "{cap}");
         }
+    }
+
+    #[test]
+    fn ambient_needs_inheritable_and_permitted() {
+        let c: oci_spec::runtime::LinuxCapabilities = serde_json::from_str(
+            r#"{"permitted":["CAP_KILL","CAP_CHOWN"],"inheritable":["CAP_CHOWN","CAP_SYSLOG"],"ambient":["CAP_CHOWN","CAP_KILL","CAP_SYSLOG"]}"#,
+        )
+        .unwrap();
+        let p = CapPlan::from_spec(&c, "process.capabilities", 0).unwrap();
+        assert_eq!(
+            p.ambient.into_iter().collect::<Vec<_>>(),
+            [Capability::CAP_CHOWN]
+        );
     }
 }

@@ -142,6 +142,13 @@ pub struct ExecArgs {
     /// Exec even if the container is paused
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
+    /// Run in a sub-cgroup of the container's: [CONTROLLER[,CONTROLLER]:]PATH (repeatable;
+    /// one PATH alone is for every hierarchy, and the only form on cgroup v2)
+    #[arg(long = "cgroup", value_name = "[CONTROLLERS:]PATH")]
+    pub cgroup: Vec<String>,
+    /// Unix socket to send a pidfd of the process to
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
     /// The container's id
     pub id: String,
     /// Command and arguments
@@ -239,6 +246,9 @@ pub struct CreateOpts {
     /// Pass N extra fds (3 .. 3+N-1) to the container
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Unix socket to send a pidfd of the container's init to
+    #[arg(long = "pidfd-socket", value_name = "PATH")]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -378,6 +388,7 @@ fn fast_parse(args: &[std::ffi::OsString]) -> Option<Cli> {
                 | "--bundle"
                 | "--pid-file"
                 | "--console-socket"
+                | "--pidfd-socket"
                 | "--preserve-fds"
                 | "-f"
                 | "--format"
@@ -461,6 +472,8 @@ fn fast_parse(args: &[std::ffi::OsString]) -> Option<Cli> {
                     Some(v) => v?.parse().ok()?,
                     None => 0,
                 },
+                pidfd_socket: take(&["--pidfd-socket"])
+                    .map(|v| PathBuf::from(v.unwrap_or_default())),
             };
             let id = one(&pos)?;
             if v == "create" {
@@ -595,6 +608,7 @@ mod tests {
                 "--no-new-keyring",
             ],
             &["create", "--preserve-fds", "2", "--bundle=/b", "abc"],
+            &["create", "abc", "--pidfd-socket", "/s"],
             &["run", "-b", "/b", "x"],
             &["run", "x", "-b", "/b", "-d"],
             &["run", "--detach", "--keep", "--pid-file=/p", "x"],

@@ -86,9 +86,14 @@ pub fn get_size(fd: RawFd) -> Option<libc::winsize> {
 
 /// Send the master over the console socket, with its name as payload (runc's format).
 pub fn send_master(sock: RawFd, master: &OwnedFd) -> Result<()> {
-    let fds = [master.as_raw_fd()];
-    let payload = b"/dev/ptmx";
-    let iov = [IoSlice::new(payload)];
+    send_fd(sock, master.as_raw_fd(), b"/dev/ptmx")
+        .map_err(|e| anyhow!("send the pty master over the console socket: {e}"))
+}
+
+/// One fd with SCM_RIGHTS, `name` as the payload (runc sends the file's name).
+pub fn send_fd(sock: RawFd, fd: RawFd, name: &[u8]) -> nix::Result<()> {
+    let fds = [fd];
+    let iov = [IoSlice::new(name)];
     sendmsg::<()>(
         sock,
         &iov,
@@ -96,8 +101,36 @@ pub fn send_master(sock: RawFd, master: &OwnedFd) -> Result<()> {
         MsgFlags::empty(),
         None,
     )
-    .map_err(|e| anyhow!("send the pty master over the console socket: {e}"))?;
-    Ok(())
+    .map(|_| ())
+}
+
+/// `--pidfd-socket`: connected before anything is made (a bad path fails first, leaving
+/// nothing), used once the process exists.
+pub struct PidfdSocket(std::os::unix::net::UnixStream);
+
+impl PidfdSocket {
+    pub fn connect(path: Option<&std::path::Path>) -> Result<Option<PidfdSocket>> {
+        path.map(|p| {
+            std::os::unix::net::UnixStream::connect(p)
+                .map(PidfdSocket)
+                .map_err(|e| {
+                    anyhow!(
+                        "connect to --pidfd-socket {}: {}",
+                        p.display(),
+                        crate::sys::io_errno(&e)
+                    )
+                })
+        })
+        .transpose()
+    }
+
+    /// Send a pidfd of `pid` (a child or grandchild of ours, not yet reaped).
+    pub fn send(&self, pid: i32) -> Result<()> {
+        let fd = crate::sys::pidfd_open(pid)
+            .map_err(|e| anyhow!("--pidfd-socket: pidfd_open {pid}: {e}"))?;
+        send_fd(self.0.as_raw_fd(), fd.as_raw_fd(), b"pidfd")
+            .map_err(|e| anyhow!("--pidfd-socket: send the pidfd of {pid}: {e}"))
+    }
 }
 
 /// Receive one fd sent with SCM_RIGHTS.

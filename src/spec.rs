@@ -4,6 +4,7 @@
 use crate::caps::CapPlan;
 use crate::namespaces::NsPlan;
 use crate::rootfs::{DevicePlan, MountPlan};
+use crate::util::CpuSet;
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::runtime::{LinuxIdMapping, PosixRlimitType, Spec};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub struct ProcPlan {
     pub selinux_label: Option<String>,
     /// The container's seccomp filter, compiled here and installed by init / exec.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// execCPUAffinity (initial, final): for `exec` only, as the runtime-spec says.
+    pub exec_affinity: (Option<CpuSet>, Option<CpuSet>),
 }
 
 #[derive(Debug, Clone)]
@@ -490,7 +493,8 @@ pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan
     let user = p.user();
     let caps = match p.capabilities() {
         Some(c) => {
-            Some(CapPlan::from_spec(c).map_err(|e| cfg_err(&format!("{field}.capabilities"), e))?)
+            let f = format!("{field}.capabilities");
+            Some(CapPlan::from_spec(c, &f, p.user().uid()).map_err(|e| cfg_err(&f, e))?)
         }
         None => None,
     };
@@ -515,7 +519,20 @@ pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan
             "selinux label is specified in config, but selinux is disabled or not supported"
         ));
     }
+    let cpus = |v: Option<&String>, what: &str| {
+        v.filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                CpuSet::parse(s).map_err(|e| cfg_err(&format!("{field}.execCPUAffinity.{what}"), e))
+            })
+            .transpose()
+    };
+    let aff = p.exec_cpu_affinity().as_ref();
+    let exec_affinity = (
+        cpus(aff.and_then(|a| a.initial().as_ref()), "initial")?,
+        cpus(aff.and_then(|a| a.cpu_affinity_final().as_ref()), "final")?,
+    );
     Ok(ProcPlan {
+        exec_affinity,
         apparmor: apparmor.filter(|a| a != "unconfined" || apparmor_enabled()),
         selinux_label,
         seccomp: None,

@@ -322,6 +322,76 @@ pub fn pid_alive_in(proc: Option<std::os::fd::BorrowedFd>, pid: i32, start_time:
     }
 }
 
+/// A CPU list as the kernel and the runtime-spec write it ("0-3,7"), as a sched_setaffinity
+/// mask.
+#[derive(Clone, Copy)]
+pub struct CpuSet(libc::cpu_set_t);
+
+impl std::fmt::Debug for CpuSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET reads a bit of a valid cpu_set_t.
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &self.0) })
+            .collect();
+        write!(f, "CpuSet({on:?})")
+    }
+}
+
+impl CpuSet {
+    /// Every CPU: the kernel narrows it to those the cgroup's cpuset allows.
+    pub fn all() -> CpuSet {
+        // SAFETY: cpu_set_t is a plain bit array; all ones is a valid value.
+        CpuSet(unsafe { std::mem::transmute::<[u8; 128], libc::cpu_set_t>([0xff; 128]) })
+    }
+
+    pub fn parse(s: &str) -> Result<CpuSet> {
+        // SAFETY: an all-zero cpu_set_t is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let max = libc::CPU_SETSIZE as usize;
+        let num = |t: &str| -> Result<usize> {
+            let n: usize = t
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{s:?}: {t:?} is not a CPU number"))?;
+            if n >= max {
+                anyhow::bail!("{s:?}: CPU {n} is beyond the {max} a mask can hold");
+            }
+            Ok(n)
+        };
+        let mut any = false;
+        for part in s.split(',') {
+            let (a, b) = match part.split_once('-') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None => {
+                    let n = num(part)?;
+                    (n, n)
+                }
+            };
+            if a > b {
+                anyhow::bail!("{s:?}: range {part:?} runs backwards");
+            }
+            for c in a..=b {
+                // SAFETY: c < CPU_SETSIZE, set is a valid cpu_set_t.
+                unsafe { libc::CPU_SET(c, &mut set) };
+                any = true;
+            }
+        }
+        if !any {
+            anyhow::bail!("{s:?}: no CPU");
+        }
+        Ok(CpuSet(set))
+    }
+
+    /// sched_setaffinity(pid) (0: the calling thread).
+    pub fn apply(&self, pid: i32) -> nix::Result<()> {
+        // SAFETY: a valid cpu_set_t and its size.
+        let r = unsafe {
+            libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &self.0)
+        };
+        nix::errno::Errno::result(r).map(|_| ())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +441,18 @@ mod tests {
         assert_ne!(st, 'Z');
         assert!(pid_alive(std::process::id() as i32, start));
         assert!(!pid_alive(std::process::id() as i32, start + 1));
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(
+            format!("{:?}", CpuSet::parse("0-3,7").unwrap()),
+            "CpuSet([0, 1, 2, 3, 7])"
+        );
+        assert_eq!(format!("{:?}", CpuSet::parse("1").unwrap()), "CpuSet([1])");
+        for bad in ["", "x", "3-1", "0-", "1024", "0,,1", "-1"] {
+            assert!(CpuSet::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(format!("{:?}", CpuSet::all()).contains("1023"));
     }
 }

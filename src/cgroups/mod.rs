@@ -79,6 +79,56 @@ impl Part {
     }
 }
 
+/// `exec --cgroup` arguments: one path for every hierarchy, or `CONTROLLERS:PATH` each.
+#[derive(Debug, Default)]
+pub struct SubCgroups {
+    pub all: Option<String>,
+    pub by_controller: Vec<(String, String)>,
+}
+
+impl SubCgroups {
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none() && self.by_controller.is_empty()
+    }
+
+    /// runc's forms: `PATH` alone (once), or any number of `CTRL[,CTRL]:PATH`. A PATH is
+    /// relative to the container's cgroup and may not leave it.
+    pub fn parse(args: &[String]) -> Result<SubCgroups> {
+        let path = |arg: &str, p: &str| -> Result<String> {
+            let rel = p.trim_start_matches('/');
+            if rel.is_empty() || rel.split('/').any(|c| c == ".." || c == ".") {
+                bail!("--cgroup {arg:?}: the path must name a sub-cgroup below the container's");
+            }
+            Ok(rel.trim_end_matches('/').to_string())
+        };
+        let mut out = SubCgroups::default();
+        if let [one] = args
+            && !one.contains(':')
+        {
+            out.all = Some(path(one, one)?);
+            return Ok(out);
+        }
+        for a in args {
+            let Some((ctrls, p)) = a.split_once(':') else {
+                bail!(
+                    "invalid --cgroup argument {a:?}: with more than one, each needs a CONTROLLER: prefix"
+                );
+            };
+            let p = path(a, p)?;
+            for c in ctrls.split(',') {
+                if c.is_empty() {
+                    bail!("invalid --cgroup argument {a:?}: empty controller name");
+                }
+                if out.by_controller.iter().any(|(have, _)| have == c) {
+                    bail!("invalid --cgroup argument {a:?}: controller {c} given twice");
+                }
+                out.by_controller.push((c.to_string(), p.clone()));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// How a new process enters the container's cgroup without the parent moving it. Writing a
 /// pid to `cgroup.procs` takes the kernel's global cgroup_threadgroup_rwsem for writing, which
 /// waits for an RCU grace period (7-14 ms on the bench host, the largest single cost of
@@ -732,6 +782,65 @@ impl Cgroup {
                     anyhow!("open {}: {}", p.display(), crate::sys::io_errno(&err))
                 })?;
                 e.tasks.push((f, p));
+            }
+        }
+        Ok(e)
+    }
+
+    /// [`Cgroup::entry`] into sub-cgroups of the container's (`exec --cgroup`), which must
+    /// exist. On a hybrid host the controller-less cgroup2 dir has no such sub-cgroup unless
+    /// one was made there too: then the process stays in the container's own.
+    pub fn entry_sub(&self, sub: &SubCgroups) -> Result<Entry> {
+        if sub.is_empty() {
+            return self.entry(Part::All);
+        }
+        if self.mode == Mode::V2 && sub.all.is_none() {
+            bail!(
+                "exec --cgroup: CONTROLLER:PATH is for cgroup v1 hierarchies; on cgroup v2 give the path alone"
+            );
+        }
+        let mut e = Entry {
+            v2_dir: None,
+            tasks: Vec::new(),
+        };
+        for h in &self.hierarchies {
+            let rel = sub.all.as_deref().or_else(|| {
+                sub.by_controller
+                    .iter()
+                    .find(|(c, _)| h.controllers.iter().any(|hc| hc == c))
+                    .map(|(_, p)| p.as_str())
+            });
+            let mut dir = match rel {
+                Some(r) => h.dir.join(r),
+                None => h.dir.clone(),
+            };
+            if rel.is_some() && !dir.is_dir() {
+                if h.unified && self.mode == Mode::Hybrid {
+                    crate::logging::debug(&format!(
+                        "exec --cgroup: no {}: staying in {}",
+                        dir.display(),
+                        h.dir.display()
+                    ));
+                    dir = h.dir.clone();
+                } else {
+                    bail!(
+                        "exec --cgroup: {}: no such cgroup (make it under the container's first)",
+                        dir.display()
+                    );
+                }
+            }
+            let open = |p: &Path, w: bool| {
+                std::fs::OpenOptions::new()
+                    .read(!w)
+                    .write(w)
+                    .open(p)
+                    .map_err(|err| anyhow!("open {}: {}", p.display(), crate::sys::io_errno(&err)))
+            };
+            if h.unified {
+                e.v2_dir = Some(open(&dir, false)?);
+            } else {
+                let t = dir.join("tasks");
+                e.tasks.push((open(&t, true)?, t));
             }
         }
         Ok(e)

@@ -64,6 +64,7 @@ pub fn create(
     if !plan.process.terminal && o.console_socket.is_some() {
         bail!("--console-socket only makes sense with process.terminal: true");
     }
+    let pidfd_socket = crate::console::PidfdSocket::connect(o.pidfd_socket.as_deref())?;
     let me = std::process::id() as i32;
     let saved = Saved {
         oci_version: plan.oci_version.clone(),
@@ -83,7 +84,7 @@ pub fn create(
         shared_pidns: !plan.ns.new.contains(nix::sched::CloneFlags::CLONE_NEWPID),
     };
     let mut c = Container::claim(root, id, saved)?;
-    match setup(&mut c, &plan, o) {
+    match setup(&mut c, &plan, o, pidfd_socket.as_ref()) {
         Ok(master) => Ok((c, master)),
         Err(e) => {
             // The one cleanup path: kill, remove the cgroup, remove the state dir.
@@ -95,7 +96,12 @@ pub fn create(
     }
 }
 
-fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<Option<OwnedFd>> {
+fn setup(
+    c: &mut Container,
+    plan: &crate::spec::Plan,
+    o: &CreateOpts,
+    pidfd_socket: Option<&crate::console::PidfdSocket>,
+) -> Result<Option<OwnedFd>> {
     let fifo_path = c.fifo();
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o600))
         .map_err(|e| anyhow!("mkfifo {}: {e}", fifo_path.display()))?;
@@ -179,6 +185,9 @@ fn setup(c: &mut Container, plan: &crate::spec::Plan, o: &CreateOpts) -> Result<
     if let Some(p) = &o.pid_file {
         let p = std::path::absolute(p)?;
         crate::util::write_atomic(&p, spawned.pid.to_string().as_bytes(), 0o644)?;
+    }
+    if let Some(s) = pidfd_socket {
+        s.send(spawned.pid)?;
     }
     drop(console);
     ours.map(|s| crate::console::recv_fd(s.as_raw_fd()))

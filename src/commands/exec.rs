@@ -95,13 +95,12 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
                 .to_ascii_uppercase()
                 .parse()
                 .map_err(|_| anyhow!("--cap {name:?}: unknown capability"))?;
-            for set in [
-                &mut caps.bounding,
-                &mut caps.effective,
-                &mut caps.permitted,
-                &mut caps.ambient,
-            ] {
+            for set in [&mut caps.bounding, &mut caps.effective, &mut caps.permitted] {
                 set.insert(cap);
+            }
+            // Ambient too where it can be raised (runc since 1.2: only if inheritable).
+            if caps.inheritable.contains(&cap) {
+                caps.ambient.insert(cap);
             }
         }
         plan.caps = Some(caps);
@@ -138,7 +137,14 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
     // What follows works from what was read: with --ignore-paused the process joins a frozen
     // cgroup and waits there, and `resume` must be able to take the lock meanwhile.
     c.unlock();
+    let t = crate::logging::phase("plan");
     let plan = process_of(&c, a)?;
+    let sub_cgroups = crate::cgroups::SubCgroups::parse(&a.cgroup)?;
+    if !sub_cgroups.is_empty() && c.saved.cgroup.is_none() {
+        bail!("exec --cgroup: container {} has no cgroup", a.id);
+    }
+    let pidfd_socket = crate::console::PidfdSocket::connect(a.pidfd_socket.as_deref())?;
+    drop(t);
     if plan.terminal && a.console_socket.is_none() && a.detach {
         bail!("exec: a terminal with --detach needs --console-socket to hand the pty to");
     }
@@ -160,6 +166,7 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
         init_start_time: c.saved.start_time,
         process: &plan,
         cgroup: c.saved.cgroup.as_ref(),
+        sub_cgroups: &sub_cgroups,
         extra_fds: listen_n + a.preserve_fds,
         extra_env: listen_env,
         console: console.as_ref().map(|f| f.as_raw_fd()),
@@ -169,9 +176,25 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
         .map(|s| crate::console::recv_fd(s.as_raw_fd()))
         .transpose()?;
     drop(c);
-    if let Some(p) = &a.pid_file {
-        let p = std::path::absolute(p)?;
-        crate::util::write_atomic(&p, pid.to_string().as_bytes(), 0o644)?;
+    // As runc: a process whose caller cannot be told its pid is ended, not left behind.
+    let tell = || -> Result<()> {
+        if let Some(p) = &a.pid_file {
+            let p = std::path::absolute(p)?;
+            crate::util::write_atomic(&p, pid.to_string().as_bytes(), 0o644)?;
+        }
+        if let Some(s) = &pidfd_socket {
+            s.send(pid)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = tell() {
+        // SAFETY: kill(2) and waitpid(2) on the process we just started (our child: we are
+        // its subreaper).
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(e);
     }
     if a.detach {
         return Ok(0);

@@ -22,6 +22,8 @@ pub struct ExecOpts<'a> {
     pub init_start_time: u64,
     pub process: &'a ProcPlan,
     pub cgroup: Option<&'a Cgroup>,
+    /// `--cgroup`: sub-cgroups of the container's to run in.
+    pub sub_cgroups: &'a crate::cgroups::SubCgroups,
     pub extra_fds: u32,
     pub extra_env: Vec<String>,
     /// Socket to send the pty master to (process.terminal).
@@ -61,12 +63,20 @@ pub fn spawn(o: &ExecOpts) -> Result<i32> {
         return Err(crate::error::invalid_state("container not running".into()));
     }
     let flags = differing_namespaces(o.init_pid);
+    crate::logging::debug(&format!(
+        "exec: joining the namespaces {flags:?} of init {}",
+        o.init_pid
+    ));
+    // execCPUAffinity.initial: where the runtime's side runs before the cgroup move; the
+    // child inherits it from this process.
+    if let Some(cpus) = &o.process.exec_affinity.0 {
+        cpus.apply(0).map_err(|e| {
+            anyhow!("process.execCPUAffinity.initial {cpus:?}: sched_setaffinity: {e}")
+        })?;
+    }
     let (parent, child) = super::channel::pair()?;
     // The child enters the cgroup by itself (born in it on v2): see cgroups::Entry.
-    let entry = o
-        .cgroup
-        .map(|c| c.entry(crate::cgroups::Part::All))
-        .transpose()?;
+    let entry = o.cgroup.map(|c| c.entry_sub(o.sub_cgroups)).transpose()?;
     let pid = super::clone3_into(
         CloneFlags::empty(),
         entry.as_ref().and_then(|e| e.v2_dir.as_ref()),
@@ -135,6 +145,8 @@ fn child_main(
 ) -> Result<std::convert::Infallible> {
     // The state lock belongs to the rrun command, not to the process.
     crate::state::close_lock_in_child();
+    // --debug lines from inside the container's mount namespace still reach the caller's log.
+    crate::logging::pin_file(3 + o.extra_fds as i32);
     // SAFETY: prctl with integer arguments: die with rrun until exec.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if let Some(e) = cg_entry {
@@ -144,6 +156,7 @@ fn child_main(
     // No fd of rrun's (the state dir lock, the log) may come along into the container.
     let mut keep = vec![chan.fd.as_raw_fd(), pidfd.as_raw_fd()];
     keep.extend(o.console);
+    keep.extend(crate::logging::pinned_fd());
     super::init::close_fds_except(3 + o.extra_fds, &keep);
     // Nothing in the container may read our memory or /proc/<pid>/exe (CVE-2019-5736).
     // SAFETY: prctl with integer arguments.
@@ -151,6 +164,7 @@ fn child_main(
     // Before joining the container's mount namespace.
     let lsm_proc = super::init::lsm_proc_handle(o.process)?;
     if !flags.is_empty() {
+        let _t = crate::logging::phase("join namespaces");
         nix::sched::setns(pidfd, flags)
             .with_context(|| format!("join the container's namespaces {flags:?}"))?;
     }
@@ -168,6 +182,8 @@ fn child_main(
     }
     // SAFETY: prctl with integer arguments. Still non-dumpable after fork.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let t = crate::logging::phase("process");
+    super::init::settle_affinity(o.process.exec_affinity.1.as_ref())?;
     if o.process.terminal {
         let sock = o
             .console
@@ -195,12 +211,14 @@ fn child_main(
     }
     let prep = super::init::prepare_process(o.process, &env, chan, lsm_proc.as_ref())?;
     drop(lsm_proc);
+    drop(t);
     prep.install_late()?;
+    let exec_phase = crate::logging::phase("exec");
     Err(super::init::exec_prepared(
         &prep,
         o.extra_fds,
         &[chan.fd.as_raw_fd()],
-        None,
+        exec_phase,
     ))
 }
 

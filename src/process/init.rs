@@ -274,6 +274,7 @@ fn setup(
     }
 
     let t = crate::logging::phase("process");
+    settle_affinity(None)?;
     let prep = prepare_process(&plan.process, &o.extra_env, chan, lsm_proc.as_ref())?;
     drop(lsm_proc);
     drop(t);
@@ -391,6 +392,21 @@ pub struct Prepared {
     argv: Vec<CString>,
     envp: Vec<CString>,
     arg0: String,
+}
+
+/// After the last cgroup move: `final` (execCPUAffinity.final, exec only) or every CPU, which
+/// the kernel narrows to the cgroup's cpuset. Since Linux 6.2 a moved task keeps the mask it
+/// had (runc's and crun's callers may run pinned), so the reset is runc's default too.
+pub fn settle_affinity(final_cpus: Option<&crate::util::CpuSet>) -> Result<()> {
+    match final_cpus {
+        Some(c) => c
+            .apply(0)
+            .map_err(|e| anyhow!("process.execCPUAffinity.final {c:?}: sched_setaffinity: {e}")),
+        None => {
+            let _ = crate::util::CpuSet::all().apply(0);
+            Ok(())
+        }
+    }
 }
 
 impl Prepared {

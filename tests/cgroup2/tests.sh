@@ -22,7 +22,8 @@ DENY_ALL='{"allow":false,"access":"rwm"}'
 
 ALL_TESTS="cgroup2_controllers memory_oom pids_limit cpu_values
 devices_deny_unlisted pause_resume update_memory ps_json exec_joins_cgroup events_stats
-failed_create_missing_binary failed_create_bad_cpuset delete_removes_cgroup"
+failed_create_missing_binary failed_create_bad_cpuset delete_removes_cgroup
+exec_sub_cgroup kill_without_pidns"
 
 mkdir -p "$WORK" "$RRUN_ROOT"
 
@@ -376,6 +377,52 @@ t_delete_removes_cgroup() {
 	rr run -b "$B" $id || die "run of true failed"
 	[ -d "$d" ] && die "run (which deletes the container at exit) left $d"
 	echo "ok: run removed $d"
+	return 0
+}
+
+# exec --cgroup PATH puts the process in that sub-cgroup of the container's (born there); the
+# v1 form CONTROLLER:PATH is refused on cgroup v2, and so is a sub-cgroup that is not there.
+t_exec_sub_cgroup() {
+	mkbundle exec_sub_cgroup '["sleep","1000"]' "{\"devices\":[$DENY_ALL]}"
+	create_start exec_sub_cgroup
+	mkdir "$(cgdir exec_sub_cgroup)/sub" || die "mkdir sub-cgroup"
+	got=$(rr exec --cgroup sub exec_sub_cgroup cat /proc/self/cgroup) || die "exec --cgroup sub failed"
+	[ "$got" = "0::/$PARENT/exec_sub_cgroup/sub" ] || die "exec --cgroup sub ran in '$got'"
+	note "exec --cgroup sub: $got"
+	if rr exec --cgroup pids:sub exec_sub_cgroup true 2>"$WORK/err"; then
+		die "exec --cgroup pids:sub succeeded on cgroup v2"
+	fi
+	grep -q "v1" "$WORK/err" || die "pids:sub refused without saying why: $(cat "$WORK/err")"
+	if rr exec --cgroup nope exec_sub_cgroup true 2>"$WORK/err"; then
+		die "exec --cgroup nope succeeded"
+	fi
+	grep -q "no such cgroup" "$WORK/err" || die "--cgroup nope: $(cat "$WORK/err")"
+	return 0
+}
+
+# Without a pid namespace of its own, kill KILL reaches every process of the container's
+# cgroup (cgroup.kill), not only init: nothing is left in cgroup.procs.
+t_kill_without_pidns() {
+	mkbundle kill_without_pidns "$(sh_args 'sleep 1000 & sleep 1001 & wait')" \
+		"{\"devices\":[$DENY_ALL]}"
+	sed -i 's/{"type":"pid"},//' "$B/config.json"
+	grep -q '"type":"pid"' "$B/config.json" && die "the bundle still has a pid namespace"
+	create_start kill_without_pidns
+	d=$(cgdir kill_without_pidns)
+	i=0
+	while [ "$(wc -l <"$d/cgroup.procs")" -lt 3 ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ "$(wc -l <"$d/cgroup.procs")" -ge 3 ] || die "cgroup.procs: $(cat "$d/cgroup.procs")"
+	rr kill kill_without_pidns KILL || die "kill KILL failed"
+	i=0
+	while [ -s "$d/cgroup.procs" ] && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -s "$d/cgroup.procs" ] && die "left after kill KILL: $(cat "$d/cgroup.procs")"
+	note "kill KILL emptied the cgroup"
 	return 0
 }
 

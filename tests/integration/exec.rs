@@ -172,15 +172,16 @@ fn exec_env_cwd_user() {
             &env.id,
             "sh",
             "-c",
-            "echo \"FOO=$FOO\"; echo \"TERM=$TERM\"; pwd; id; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+            "echo \"FOO=$FOO\"; echo \"TERM=$TERM\"; echo TERMS=$(env | grep -c '^TERM='); pwd; id; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status",
         ],
     );
     out.ok();
     let lines = out.lines();
     let has = |l: &str| lines.iter().any(|x| x == l);
     assert!(has("FOO=bar baz"), "{out}");
-    // -e overrides the config's TERM=xterm.
+    // -e replaces the config's TERM=xterm: one TERM, the new value.
     assert!(has("TERM=dumb"), "{out}");
+    assert!(has("TERMS=1"), "{out}");
     assert!(has("/tmp"), "{out}");
     assert!(
         lines.iter().any(|l| l.starts_with("uid=1000 gid=1000")),
@@ -464,5 +465,279 @@ fn failed_exec_exits_255() {
     let out = env.rt(&["exec", &env.id, "true"]);
     assert_eq!(out.code(), Some(255), "exec into a paused container: {out}");
     env.rt(&["resume", &env.id]).ok();
+    // A --pid-file that cannot be written.
+    let out = env.rt(&[
+        "exec",
+        "--pid-file",
+        "/nonexistent/dir/pid",
+        &env.id,
+        "true",
+    ]);
+    assert_eq!(out.code(), Some(255), "exec with a bad --pid-file: {out}");
+    // Nor a program that is not there, in runc's words.
+    let out = env.rt(&["exec", &env.id, "/no/such/program"]);
+    assert_eq!(out.code(), Some(255), "{out}");
+    out.stderr_has_all(&["exec", "/no/such/program", "no such file or directory"]);
     env.rt(&["delete", "--force", &env.id]).ok();
+}
+
+/// The `Pid:` a pidfd's fdinfo names.
+fn pidfd_pid(fd: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .unwrap_or_else(|| panic!("not a pidfd: {info}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// `--pidfd-socket` (runc 1.2): create and exec send a pidfd of the container's init and of
+/// the new process over the socket; a socket nobody listens on fails before anything is made.
+#[test]
+fn pidfd_socket_for_create_and_exec() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.write_bundle(&spec);
+    let sock = ConsoleReceiver::bind(env.dir.join("pidfd.sock"));
+    env.create_with(&env.id, &["--pidfd-socket", sock.path_str()])
+        .ok();
+    let (fd, _) = sock.recv();
+    assert_eq!(pidfd_pid(&fd), env.init_pid());
+    env.rt(&["start", &env.id]).ok();
+
+    let sock2 = ConsoleReceiver::bind(env.dir.join("pidfd2.sock"));
+    let pid_file = env.dir.join("exec.pid");
+    exec(
+        &env,
+        &[
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--pidfd-socket",
+            sock2.path_str(),
+            &env.id,
+            "sleep",
+            "1000",
+        ],
+    )
+    .ok();
+    let (fd2, _) = sock2.recv();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pidfd_pid(&fd2), pid);
+
+    let nobody = env.dir.join("nobody.sock");
+    exec(
+        &env,
+        &["--pidfd-socket", nobody.to_str().unwrap(), &env.id, "true"],
+    )
+    .failed()
+    .stderr_has_all(&["--pidfd-socket"]);
+    env.rt(&["delete", "--force", &env.id]).ok();
+    // The exec'd process is ours (the subreaper's) to reap, and init, dying, waits in the
+    // kernel until every process of its pid namespace has been reaped.
+    reap_if_child(pid, std::time::Duration::from_secs(5));
+    env.wait_init();
+    env.assert_clean();
+}
+
+/// `exec --cgroup` (runc 1.2): PATH alone puts the process in that sub-cgroup of every
+/// hierarchy, CONTROLLER:PATH in one hierarchy's; a sub-cgroup that is not there, a path
+/// that leaves the container's cgroup, and several PATHs without controllers are refused.
+#[test]
+fn exec_into_sub_cgroups() {
+    let env = test_env!();
+    start_container(&env, None, |_| {});
+    let dirs = cgroup_dirs(&env.cgroups_path());
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        fs::create_dir(d.join("sub")).unwrap();
+        // A v1 cpuset cgroup takes tasks only once it has CPUs and memory nodes.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = fs::read_to_string(d.join(f)) {
+                fs::write(d.join("sub").join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let out = exec(
+        &env,
+        &["--cgroup", "sub", &env.id, "cat", "/proc/self/cgroup"],
+    );
+    out.ok();
+    let lines = out.lines();
+    // Each of the container's hierarchies: its path ends in /sub.
+    let cg = env.cgroups_path();
+    let mine: Vec<&String> = lines.iter().filter(|l| l.contains(cg.as_str())).collect();
+    assert!(!mine.is_empty(), "{lines:?}");
+    for l in &mine {
+        assert!(l.ends_with(&format!("{cg}/sub")), "{l} (all: {lines:?})");
+    }
+    // One hierarchy by controller (v1 hosts: pids; v2: the path alone is the only form).
+    let v1_pids = dirs.iter().any(|d| d.starts_with("/sys/fs/cgroup/pids"));
+    if v1_pids {
+        let lines = exec(
+            &env,
+            &["--cgroup", "pids:sub", &env.id, "cat", "/proc/self/cgroup"],
+        )
+        .lines();
+        for l in lines.iter().filter(|l| l.contains(cg.as_str())) {
+            let is_pids = l.split(':').nth(1) == Some("pids");
+            assert_eq!(l.ends_with("/sub"), is_pids, "{l} (all: {lines:?})");
+        }
+    }
+    // runc words them "no such file or directory" and "not a sub cgroup path".
+    for (args, needles) in [
+        (
+            vec!["--cgroup", "nope"],
+            &["no such cgroup", "no such file"][..],
+        ),
+        (
+            vec!["--cgroup", "../x"],
+            &["below the container", "not a sub cgroup"][..],
+        ),
+        (
+            vec!["--cgroup", "sub", "--cgroup", "sub"],
+            &["CONTROLLER", "controller"][..],
+        ),
+    ] {
+        let mut a = args.clone();
+        a.extend([env.id.as_str(), "true"]);
+        exec(&env, &a).failed().stderr_has_any(needles);
+    }
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.wait_init();
+    env.assert_clean();
+}
+
+fn online_cpus() -> usize {
+    // SAFETY: sysconf with a valid name.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) as usize }
+}
+
+/// `cmd` started on CPU `cpu` only (as a caller pinned by systemd's CPUAffinity= is).
+fn pinned(mut cmd: std::process::Command, cpu: usize) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only calls sched_setaffinity, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+fn thread_affinity() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+fn set_thread_affinity(cpus: &[usize]) {
+    // SAFETY: a valid cpu_set_t for sched_setaffinity on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        let r = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    }
+}
+
+fn allowed_list(out: &Out) -> String {
+    out.lines()
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("Cpus_allowed_list:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Cpus_allowed_list in {out}"))
+}
+
+/// execCPUAffinity (runtime-spec 1.2): `final` is the process's affinity; `initial` the
+/// runtime's while it starts it. Without `final`, a pinned caller's mask is not inherited:
+/// the process (and a container's init) gets every CPU its cgroup allows (runc 1.3.1).
+#[test]
+fn exec_cpu_affinity() {
+    let env = test_env!();
+    let n = online_cpus();
+    if n < 2 {
+        eprintln!("skipped: needs 2 CPUs, {n} online");
+        return;
+    }
+    let all = format!("0-{}", n - 1);
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    // create from this thread pinned to CPU 1 (children inherit the thread's mask).
+    let saved = thread_affinity();
+    set_thread_affinity(&[1]);
+    env.create_ok(&spec);
+    set_thread_affinity(&saved);
+    env.rt(&["start", &env.id]).ok();
+    let init = env.state()["pid"].as_i64().unwrap();
+    let st = fs::read_to_string(format!("/proc/{init}/status")).unwrap();
+    assert!(
+        st.contains(&format!("Cpus_allowed_list:\t{all}\n")),
+        "init of a create pinned to CPU 1:\n{st}"
+    );
+    // exec from a pinned caller, no execCPUAffinity: every CPU.
+    let cmd = env.command(&["exec", &env.id, "cat", "/proc/self/status"]);
+    let out = run_cmd(&mut pinned(cmd, 1), std::time::Duration::from_secs(30));
+    assert_eq!(allowed_list(&out), all, "{out}");
+    // final.
+    let pj = env.dir.join("process.json");
+    let proc = |aff: Value, args: &[&str]| {
+        fs::write(
+            &pj,
+            json!({"args": args, "cwd": "/", "env": ["PATH=/bin:/usr/bin"],
+                   "user": {"uid": 0, "gid": 0}, "execCPUAffinity": aff})
+            .to_string(),
+        )
+        .unwrap();
+    };
+    proc(
+        json!({"initial": "0", "final": "1"}),
+        &["cat", "/proc/self/status"],
+    );
+    let out = exec(&env, &["--process", pj.to_str().unwrap(), &env.id]);
+    assert_eq!(allowed_list(&out), "1", "{out}");
+    // initial: the runtime runs there while it starts the process (seen on the waiting rrun).
+    proc(json!({"initial": "1"}), &["sleep", "2"]);
+    let mut child = env
+        .command(&["exec", "--process", pj.to_str().unwrap(), &env.id])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_of = format!("/proc/{}/status", child.id());
+    let seen = wait_until(std::time::Duration::from_secs(2), || {
+        fs::read_to_string(&status_of).is_ok_and(|s| s.contains("Cpus_allowed_list:\t1\n"))
+    });
+    let st = wait_child(&mut child, "exec", std::time::Duration::from_secs(30));
+    assert!(st.success());
+    assert!(seen, "the runtime never ran on CPU 1 alone");
+    // A list that is not one: the JSON path in the error.
+    proc(json!({"final": "1-0"}), &["true"]);
+    exec(&env, &["--process", pj.to_str().unwrap(), &env.id])
+        .failed()
+        .stderr_has_all(&["execCPUAffinity"]);
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.wait_init();
+    env.assert_clean();
 }

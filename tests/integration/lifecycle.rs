@@ -221,3 +221,66 @@ fn debug_log_times_every_phase() {
     );
     env.assert_clean();
 }
+
+/// `--debug` on `exec`: debug lines for the exec (what it joins, its phases, the ones from
+/// inside the container's namespaces too) in --log (json) or on stderr (text), never in a
+/// file of that name inside the container.
+#[test]
+fn debug_log_for_exec() {
+    let env = test_env!();
+    let version = env.rt(&["--version"]);
+    if !version.stdout.starts_with("rrun") {
+        eprintln!("SKIPPED {}: rrun's --debug phase lines", env.name);
+        return;
+    }
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    env.create_and_start(&spec);
+    let log = env.dir.join("exec-debug.log");
+    let log_s = log.to_str().unwrap().to_string();
+    env.rt(&[
+        "--debug",
+        "--log",
+        &log_s,
+        "--log-format",
+        "json",
+        "exec",
+        &env.id,
+        "true",
+    ])
+    .ok();
+    let text = fs::read_to_string(&log).unwrap();
+    let msgs: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["level"] == "debug")
+        .filter_map(|v| v["msg"].as_str().map(String::from))
+        .collect();
+    for want in [
+        "phase plan",
+        "exec: joining",
+        "phase join namespaces",
+        "phase process",
+    ] {
+        assert!(
+            msgs.iter().any(|m| m.starts_with(want)),
+            "no {want:?} in {msgs:?}"
+        );
+    }
+    let inside = shared_rootfs().join(log.strip_prefix("/").unwrap());
+    assert!(
+        !inside.exists(),
+        "{} written inside the rootfs",
+        inside.display()
+    );
+    // Text on stderr without --log.
+    let out = env.rt(&["--debug", "exec", &env.id, "true"]);
+    out.ok();
+    assert!(
+        out.stderr.contains("level=debug msg=\"phase process"),
+        "{out}"
+    );
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.wait_init();
+    env.assert_clean();
+}

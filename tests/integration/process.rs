@@ -280,3 +280,39 @@ fn cwd_is_entered_before_the_user_changes() {
     out.ok();
     assert_eq!(out.lines(), ["/private", "1000"], "{out}");
 }
+
+/// An ambient capability the kernel cannot raise (not inheritable, or not permitted) is left
+/// out with a warning naming it (runc: "can't raise ambient capability") for a non-root
+/// process, whose capabilities come from it; one that is both is raised. Either way the
+/// container runs. For root (`spec`'s default lists ambient without inheritable) no warning.
+#[test]
+fn ambient_capabilities_not_inheritable_warn() {
+    let env = test_env!();
+    let quiet = env.sh_ok("true", |_| {});
+    assert!(!quiet.stderr.contains("ambient"), "{quiet}");
+    let out = env.sh_ok("grep CapAmb /proc/self/status", |s| {
+        set(s, "/process/user", json!({"uid": 1000, "gid": 1000}));
+        set(
+            s,
+            "/process/capabilities",
+            json!({
+                "bounding": ["CAP_KILL", "CAP_CHOWN"],
+                "effective": ["CAP_KILL", "CAP_CHOWN"],
+                "permitted": ["CAP_KILL", "CAP_CHOWN"],
+                "inheritable": ["CAP_CHOWN"],
+                "ambient": ["CAP_KILL", "CAP_CHOWN"],
+            }),
+        );
+    });
+    // CAP_CHOWN is bit 0.
+    assert_eq!(status_field(&out, "CapAmb"), "0000000000000001", "{out}");
+    let warned = out.stderr.to_lowercase();
+    assert!(
+        warned.contains("warn") && warned.contains("ambient") && warned.contains("cap_kill"),
+        "no warning about CAP_KILL\n{out}"
+    );
+    assert!(
+        !warned.contains("cap_chown"),
+        "CAP_CHOWN needs no warning\n{out}"
+    );
+}
