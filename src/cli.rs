@@ -189,22 +189,28 @@ pub struct UpdateArgs {
     pub blkio_weight: Option<u16>,
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
+    /// CFS burst in microseconds (cpu.cfs_burst_us, v2 cpu.max.burst)
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// 1: the cgroup is SCHED_IDLE (cpu.idle); 0: normal
+    #[arg(long = "cpu-idle")]
+    pub cpu_idle: Option<i64>,
     #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
     pub cpu_rt_runtime: Option<i64>,
     #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
     /// Memory limit (bytes, or with a k/m/g suffix)
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
     /// Memory plus swap limit; -1 for unlimited
     #[arg(long = "memory-swap", allow_hyphen_values = true)]

@@ -18,6 +18,7 @@ mod logging;
 mod namespaces;
 mod process;
 mod rootfs;
+mod sched;
 mod seccomp;
 mod spec;
 mod state;

@@ -37,6 +37,8 @@ pub struct ProcPlan {
     pub seccomp: Option<crate::seccomp::Filter>,
     /// execCPUAffinity (initial, final): for `exec` only, as the runtime-spec says.
     pub exec_affinity: (Option<CpuSet>, Option<CpuSet>),
+    /// ioPriority, scheduler, and linux.personality / linux.memoryPolicy.
+    pub sched: crate::sched::SchedPlan,
 }
 
 #[derive(Debug, Clone)]
@@ -203,11 +205,12 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
         .ok_or_else(|| anyhow!("config.json: linux: missing (rrun runs Linux containers)"))?;
     let ns = NsPlan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
 
-    let process = spec
+    let p = spec
         .process()
         .as_ref()
         .ok_or_else(|| anyhow!("config.json: process: missing"))?;
-    let process = proc_plan(process, "process")?;
+    let mut process = proc_plan(p, "process")?;
+    linux_sched(&mut process, Some(p), &linux)?;
 
     // User namespace maps are written by the parent; a new userns without maps is useless.
     let new_user = ns.new.contains(nix::sched::CloneFlags::CLONE_NEWUSER);
@@ -352,18 +355,16 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
         }
         Ok(())
     };
+    // A mount label only labels mounts: without SELinux there is nothing to label, and crun
+    // and youki go on (a process label that cannot be applied stays an error).
     if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) && !selinux_enabled() {
-        bail!(cfg_err(
-            "linux.mountLabel",
-            "selinux label is specified in config, but selinux is disabled or not supported"
-        ));
+        crate::logging::debug("linux.mountLabel: ignored, SELinux is not enabled on this host");
     }
     let masked = linux.masked_paths().clone().unwrap_or_default();
     check_abs("linux.maskedPaths", &masked)?;
     let readonly = linux.readonly_paths().clone().unwrap_or_default();
     check_abs("linux.readonlyPaths", &readonly)?;
 
-    let mut process = process;
     process.seccomp = linux
         .seccomp()
         .as_ref()
@@ -436,6 +437,38 @@ pub fn apparmor_enabled() -> bool {
 /// SELinux is usable when selinuxfs is mounted.
 pub fn selinux_enabled() -> bool {
     std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+/// The container-wide parts of a process's scheduling: linux.personality and
+/// linux.memoryPolicy, and SCHED_DEADLINE refused with a cpuset limit (runc).
+pub fn linux_sched(
+    plan: &mut ProcPlan,
+    p: Option<&oci_spec::runtime::Process>,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<()> {
+    let cfg = |e: anyhow::Error| anyhow!("config.json: {e:#}");
+    plan.sched.personality = linux
+        .personality()
+        .as_ref()
+        .map(crate::sched::personality)
+        .transpose()
+        .map_err(cfg)?;
+    plan.sched.mempolicy = linux
+        .memory_policy()
+        .as_ref()
+        .map(crate::sched::mempolicy)
+        .transpose()
+        .map_err(cfg)?;
+    let cpuset = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.cpu().as_ref())
+        .and_then(|c| c.cpus().as_ref())
+        .is_some_and(|c| !c.trim().is_empty());
+    if cpuset && let Some(sc) = p.and_then(|p| p.scheduler().as_ref()) {
+        crate::sched::scheduler(sc, "process", true).map_err(cfg)?;
+    }
+    Ok(())
 }
 
 /// Validate `process` (of config.json, or of an exec process.json) into a ProcPlan.
@@ -531,7 +564,23 @@ pub fn proc_plan(p: &oci_spec::runtime::Process, field: &str) -> Result<ProcPlan
         cpus(aff.and_then(|a| a.initial().as_ref()), "initial")?,
         cpus(aff.and_then(|a| a.cpu_affinity_final().as_ref()), "final")?,
     );
+    let sched = crate::sched::SchedPlan {
+        io_priority: p
+            .io_priority()
+            .as_ref()
+            .map(|io| crate::sched::io_priority(io, field))
+            .transpose()
+            .map_err(|e| anyhow!("config.json: {e}"))?,
+        scheduler: p
+            .scheduler()
+            .as_ref()
+            .map(|sc| crate::sched::scheduler(sc, field, false))
+            .transpose()
+            .map_err(|e| anyhow!("config.json: {e}"))?,
+        ..Default::default()
+    };
     Ok(ProcPlan {
+        sched,
         exec_affinity,
         apparmor: apparmor.filter(|a| a != "unconfined" || apparmor_enabled()),
         selinux_label,

@@ -563,6 +563,7 @@ impl Cgroup {
             };
             self.dir_fds[i] = Some(std::sync::Arc::new(fd));
         }
+        self.refuse_busy(part)?;
         if part == Part::Unified {
             return Ok(());
         }
@@ -574,6 +575,30 @@ impl Cgroup {
             // v2 has no devices files: the rules become an eBPF program on the cgroup.
             let rules = res.devices().clone().unwrap_or_default();
             ebpf::apply(&self.hierarchies[0].dir, &rules).context("linux.resources.devices")?;
+        }
+        Ok(())
+    }
+
+    /// A cgroup that existed before and has processes belongs to someone else: two containers
+    /// in one cgroup would kill, freeze and limit each other. Refused, in runc's words. Only a
+    /// dir this create did not make is read (one hierarchy is enough: runc reads one too).
+    fn refuse_busy(&self, part: Part) -> Result<()> {
+        let Some(i) = (0..self.hierarchies.len()).find(|&i| {
+            part.covers(&self.hierarchies[i]) && !self.created.contains(&self.hierarchies[i].dir)
+        }) else {
+            return Ok(());
+        };
+        let mut s = String::new();
+        if let Ok(mut f) = self.open_file(i, "cgroup.procs", libc::O_RDONLY) {
+            use std::io::Read;
+            let _ = f.read_to_string(&mut s);
+        }
+        let n = s.lines().filter(|l| !l.trim().is_empty()).count();
+        if n > 0 {
+            bail!(
+                "container's cgroup is not empty: {n} process(es) found in {} (linux.cgroupsPath names a cgroup in use)",
+                self.hierarchies[i].dir.display()
+            );
         }
         Ok(())
     }

@@ -92,7 +92,9 @@ const RES: &str = "linux.resources";
 /// A non-empty `unified` map is an error: it requires cgroup v2.
 pub fn writes(r: &LinuxResources) -> Result<Vec<Write>> {
     if r.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        bail!("{RES}.unified: requires cgroup v2 (this host uses cgroup v1)");
+        bail!(
+            "{RES}.unified: invalid configuration: requires cgroup v2 (this host uses cgroup v1)"
+        );
     }
     let mut out = Vec::new();
     cpuset_writes(r, &mut out)?;
@@ -1155,7 +1157,7 @@ mod tests {
     fn unified_requires_v2() {
         let e = err(r#"{"unified": {"memory.high": "1000"}}"#);
         assert!(
-            e.starts_with("linux.resources.unified: requires cgroup v2"),
+            e.starts_with("linux.resources.unified: invalid configuration: requires cgroup v2"),
             "{e}"
         );
         assert!(table(r#"{"unified": {}}"#).is_empty());

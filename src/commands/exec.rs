@@ -81,6 +81,9 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
         p.set_no_new_privileges(Some(true));
     }
     let mut plan = crate::spec::proc_plan(&p, "process")?;
+    if let Some(linux) = spec.linux() {
+        crate::spec::linux_sched(&mut plan, Some(&p), linux)?;
+    }
     // The container's seccomp profile applies to every process in it.
     plan.seccomp = spec
         .linux()

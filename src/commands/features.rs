@@ -57,6 +57,13 @@ pub fn features() -> Value {
             "selinux": {"enabled": crate::spec::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}},
+            "memoryPolicy": {
+                "modes": [
+                    "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                    "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL",
+                ],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
+            },
         },
         "annotations": {
             "io.github.rrun.version": env!("CARGO_PKG_VERSION"),

@@ -84,6 +84,14 @@ fn merge(a: &UpdateArgs) -> Result<LinuxResources> {
         cpu.set_quota(Some(v));
         cpu_set = true;
     }
+    if let Some(v) = a.cpu_burst {
+        cpu.set_burst(Some(v));
+        cpu_set = true;
+    }
+    if let Some(v) = a.cpu_idle {
+        cpu.set_idle(Some(v));
+        cpu_set = true;
+    }
     if let Some(v) = a.cpu_share {
         cpu.set_shares(Some(v));
         cpu_set = true;

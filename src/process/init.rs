@@ -465,6 +465,9 @@ pub fn prepare_process(
         nix::errno::Errno::result(r)
             .map_err(|e| anyhow!("process.rlimits[{i}]: setrlimit soft {soft} hard {hard}: {e}"))?;
     }
+    // Scheduling, I/O priority, personality and NUMA policy: as root, before seccomp (a
+    // profile may refuse set_mempolicy or sched_setattr) and before the capabilities go.
+    p.sched.apply("process")?;
     // Seccomp goes in as late as it can: without no_new_privs it needs CAP_SYS_ADMIN, so
     // before the user and capabilities change; with it, right before execve (or here, after
     // no_new_privs, when its notify listener must still reach the parent).

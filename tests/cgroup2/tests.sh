@@ -23,7 +23,7 @@ DENY_ALL='{"allow":false,"access":"rwm"}'
 ALL_TESTS="cgroup2_controllers memory_oom pids_limit cpu_values
 devices_deny_unlisted pause_resume update_memory ps_json exec_joins_cgroup events_stats
 failed_create_missing_binary failed_create_bad_cpuset delete_removes_cgroup
-exec_sub_cgroup kill_without_pidns"
+exec_sub_cgroup kill_without_pidns update_unlimited"
 
 mkdir -p "$WORK" "$RRUN_ROOT"
 
@@ -268,6 +268,27 @@ t_update_memory() {
 	check_file "$d/memory.max" 52428800
 	st=$(status update_memory)
 	[ "$st" = running ] || die "state says '$st' after update, want running"
+}
+
+# update --memory -1 and --cpu-quota -1 lift the limits ("max"); --cpu-burst and --cpu-idle
+# reach cpu.max.burst and cpu.idle.
+t_update_unlimited() {
+	mkbundle update_unlimited '["sleep","1000"]' \
+		"{\"memory\":{\"limit\":67108864},\"cpu\":{\"quota\":50000,\"period\":100000},\"devices\":[$DENY_ALL]}"
+	create_start update_unlimited
+	d=$(cgdir update_unlimited)
+	check_file "$d/cpu.max" "50000 100000"
+	rr update --memory -1 --cpu-quota -1 update_unlimited || die "update --memory -1 --cpu-quota -1 failed"
+	check_file "$d/memory.max" max
+	check_file "$d/cpu.max" "max 100000"
+	rr update --cpu-quota 50000 --cpu-burst 20000 update_unlimited || die "update --cpu-burst failed"
+	check_file "$d/cpu.max" "50000 100000"
+	check_file "$d/cpu.max.burst" 20000
+	if [ -e "$d/cpu.idle" ]; then
+		rr update --cpu-idle 1 update_unlimited || die "update --cpu-idle 1 failed"
+		check_file "$d/cpu.idle" 1
+	fi
+	return 0
 }
 
 # ps --format json lists the pids of the container's cgroup.

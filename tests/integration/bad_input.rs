@@ -380,3 +380,29 @@ fn help_for_every_verb_and_unknown_verbs() {
         );
     }
 }
+
+/// `linux.mountLabel` on a host without SELinux labels nothing: ignored, as crun and youki
+/// do (a process label that cannot be applied is still refused).
+#[test]
+fn mount_label_without_selinux_ignored() {
+    let env = test_env!();
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        eprintln!("SKIPPED {}: SELinux is enabled here", env.name);
+        return;
+    }
+    let out = env.sh_ok("echo ran", |s| {
+        set(
+            s,
+            "/linux/mountLabel",
+            json!("system_u:object_r:container_file_t:s0:c1,c2"),
+        );
+    });
+    assert_eq!(out.lines(), ["ran"], "{out}");
+    let mut spec = env.spec();
+    set(
+        &mut spec,
+        "/process/selinuxLabel",
+        json!("system_u:system_r:container_t:s0:c1,c2"),
+    );
+    create_fails(&env, &spec, &["selinux"]);
+}

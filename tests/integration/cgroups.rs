@@ -680,3 +680,86 @@ fn init_and_exec_join_every_hierarchy() {
     env.rt(&["delete", &env.id]).ok();
     env.assert_clean();
 }
+
+/// A second container whose cgroupsPath names the (busy) cgroup of a running one is refused
+/// in runc's words, and its failed create leaves the first container and its cgroup alone.
+#[test]
+fn second_container_in_a_busy_cgroup_refused() {
+    let env = test_env!();
+    start_sleeper(&env, |_| {});
+    let second = format!("{}-2", env.id);
+    let out = env.create(&second);
+    out.failed()
+        .stderr_has_all(&["container's cgroup is not empty"]);
+    assert_eq!(env.status(), "running", "{out}");
+    assert!(!cgroup_dirs(&env.cgroups_path()).is_empty());
+    env.rt(&["state", &second])
+        .failed()
+        .stderr_has_any(&["does not exist"]);
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.wait_init();
+    env.assert_clean();
+}
+
+/// `linux.resources.unified` needs cgroup v2: on v1 (and hybrid) it is an invalid
+/// configuration, as runc says it.
+#[test]
+fn unified_resources_on_v1_invalid() {
+    let env = test_env!();
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        eprintln!("SKIPPED {}: a cgroup v2 host", env.name);
+        return;
+    }
+    let mut spec = env.spec();
+    set(
+        &mut spec,
+        "/linux/resources/unified",
+        json!({"pids.max": "10"}),
+    );
+    failed_create_leaves_nothing(&env, &spec, &["invalid configuration"]);
+}
+
+/// `update` takes runc's -1 (unlimited) for --memory and --cpu-quota, and --cpu-burst and
+/// --cpu-idle, each read back from the cgroup files.
+#[test]
+fn update_unlimited_burst_and_idle() {
+    let env = test_env!();
+    start_sleeper(&env, |s| {
+        set(s, "/linux/resources/memory", json!({"limit": 64 << 20}));
+        set(
+            s,
+            "/linux/resources/cpu",
+            json!({"quota": 50000, "period": 100000}),
+        );
+    });
+    env.rt(&["update", "--memory", "-1", "--cpu-quota", "-1", &env.id])
+        .ok();
+    let unlimited = read_v1(&env, "memory", "memory.limit_in_bytes");
+    assert!(
+        unlimited.parse::<u64>().unwrap() > 1 << 60,
+        "memory.limit_in_bytes {unlimited}"
+    );
+    assert_eq!(read_v1(&env, "cpu", "cpu.cfs_quota_us"), "-1");
+    let has = |f: &str| v1_dir(&env, "cpu").join(f).exists();
+    if has("cpu.cfs_burst_us") {
+        env.rt(&[
+            "update",
+            "--cpu-quota",
+            "50000",
+            "--cpu-burst",
+            "20000",
+            &env.id,
+        ])
+        .ok();
+        assert_eq!(read_v1(&env, "cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read_v1(&env, "cpu", "cpu.cfs_burst_us"), "20000");
+    }
+    if has("cpu.idle") {
+        env.rt(&["update", "--cpu-idle", "1", &env.id]).ok();
+        assert_eq!(read_v1(&env, "cpu", "cpu.idle"), "1");
+        env.rt(&["update", "--cpu-idle", "2", &env.id])
+            .failed()
+            .stderr_has_all(&["cpu.idle"]);
+    }
+    assert_eq!(env.status(), "running");
+}

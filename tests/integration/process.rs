@@ -316,3 +316,112 @@ fn ambient_capabilities_not_inheritable_warn() {
         "CAP_CHOWN needs no warning\n{out}"
     );
 }
+
+/// process.ioPriority, process.scheduler, linux.personality and linux.memoryPolicy reach
+/// the process (runtime-spec 1.2; runc 1.2+), for init and for exec, and a config that
+/// cannot be applied fails naming its field and leaves nothing behind.
+#[test]
+fn scheduler_io_priority_personality_memory_policy() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    set(
+        &mut spec,
+        "/process/ioPriority",
+        json!({"class": "IOPRIO_CLASS_IDLE", "priority": 7}),
+    );
+    set(
+        &mut spec,
+        "/process/scheduler",
+        json!({"policy": "SCHED_BATCH", "nice": 5}),
+    );
+    set(
+        &mut spec,
+        "/linux/personality",
+        json!({"domain": "LINUX32"}),
+    );
+    set(
+        &mut spec,
+        "/linux/memoryPolicy",
+        json!({"mode": "MPOL_BIND", "nodes": "0"}),
+    );
+    env.create_and_start(&spec);
+    let pid = env.init_pid();
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 19 (nice) and 41 (policy), counted from 1 with pid and comm first.
+    assert_eq!(
+        (f[19 - 3], f[41 - 3]),
+        ("5", "3"),
+        "nice, policy (SCHED_BATCH = 3)"
+    );
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/personality"))
+            .unwrap()
+            .trim(),
+        "00000008"
+    );
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid).
+    let io = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid) };
+    assert_eq!(io, (3 << 13) | 7, "ioprio class IDLE, level 7");
+    let numa = fs::read_to_string(format!("/proc/{pid}/numa_maps")).unwrap_or_default();
+    if !numa.is_empty() {
+        assert!(numa.contains("bind:0"), "{numa}");
+    }
+    // exec'd processes get the same.
+    let out = env.rt(&[
+        "exec",
+        &env.id,
+        "sh",
+        "-c",
+        "cat /proc/self/personality; ionice -p $$",
+    ]);
+    out.ok();
+    assert_eq!(out.lines(), ["00000008", "idle"], "{out}");
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.wait_init();
+    env.assert_clean();
+
+    for (ptr, value, needle) in [
+        (
+            "/process/scheduler",
+            json!({"policy": "SCHED_OTHER", "priority": 3}),
+            "process.scheduler.priority",
+        ),
+        (
+            "/process/scheduler",
+            json!({"policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 5}),
+            "process.scheduler",
+        ),
+        (
+            "/process/ioPriority",
+            json!({"class": "IOPRIO_CLASS_BE", "priority": 8}),
+            "process.ioPriority",
+        ),
+        (
+            "/linux/memoryPolicy",
+            json!({"mode": "MPOL_BIND"}),
+            "linux.memoryPolicy.nodes",
+        ),
+    ] {
+        let mut bad = env.spec();
+        set(&mut bad, ptr, value.clone());
+        env.write_bundle(&bad);
+        env.create(&env.id).failed().stderr_has_all(&[needle]);
+        env.assert_clean();
+    }
+    // SCHED_DEADLINE with a cpuset is refused (runc).
+    let mut bad = env.spec();
+    set(
+        &mut bad,
+        "/process/scheduler",
+        json!({"policy": "SCHED_DEADLINE", "runtime": 1000000, "deadline": 2000000, "period": 2000000}),
+    );
+    set(&mut bad, "/linux/resources/cpu", json!({"cpus": "0"}));
+    env.write_bundle(&bad);
+    env.create(&env.id)
+        .failed()
+        .stderr_has_all(&["SCHED_DEADLINE", "cpu"]);
+    env.assert_clean();
+}
