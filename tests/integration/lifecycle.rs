@@ -154,6 +154,15 @@ fn run_killed_from_outside_gives_137() {
     env.assert_clean();
 }
 
+/// The --debug line format is rrun's own: checked only when the runtime is rrun.
+fn debug_lines_are_rrun_s(env: &TestEnv) -> bool {
+    let rrun = env.rt(&["--version"]).stdout.starts_with("rrun");
+    if !rrun {
+        eprintln!("SKIPPED {}: rrun's --debug phase lines", env.name);
+    }
+    rrun
+}
+
 /// `--debug` times each phase (issue 7: "how long parse, plan, cgroup, clone, mounts, pivot and
 /// exec each took"), also those init runs after it has changed its mount namespace and root:
 /// their lines reach the caller's `--log`, not a file of that name inside the container.
@@ -161,9 +170,7 @@ fn run_killed_from_outside_gives_137() {
 #[test]
 fn debug_log_times_every_phase() {
     let env = test_env!();
-    let version = env.rt(&["--version"]);
-    if !version.stdout.starts_with("rrun") {
-        eprintln!("SKIPPED {}: rrun's --debug phase lines", env.name);
+    if !debug_lines_are_rrun_s(&env) {
         return;
     }
     let mut spec = env.spec();
@@ -228,9 +235,7 @@ fn debug_log_times_every_phase() {
 #[test]
 fn debug_log_for_exec() {
     let env = test_env!();
-    let version = env.rt(&["--version"]);
-    if !version.stdout.starts_with("rrun") {
-        eprintln!("SKIPPED {}: rrun's --debug phase lines", env.name);
+    if !debug_lines_are_rrun_s(&env) {
         return;
     }
     let mut spec = env.spec();
