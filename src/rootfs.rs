@@ -575,7 +575,12 @@ pub struct Setup<'a> {
 /// Make `/` private, bind the rootfs onto itself, return its fd.
 pub fn prepare_root(s: &Setup) -> Result<OwnedFd> {
     // runc's default: host mount events still reach the container, none go back.
-    let prop = s.propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    let mut prop = s.propagation.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // An unbindable tree cannot be bound, the rootfs included: private for now, unbindable
+    // once the new / is in place (after the pivot, where every propagation is applied).
+    if prop.contains(MsFlags::MS_UNBINDABLE) {
+        prop = MsFlags::MS_PRIVATE;
+    }
     sys_mount(None, "/", None, prop | MsFlags::MS_REC, None)
         .map_err(|e| anyhow!("make / {prop:?} (rootfsPropagation): {e}"))?;
     let r = s.rootfs.to_string_lossy();
@@ -1173,13 +1178,31 @@ fn verified_dev_null(root: &OwnedFd) -> Result<OwnedFd> {
 }
 
 /// maskedPaths: /dev/null over files, an empty read-only tmpfs over directories.
+/// A masked or read-only path, resolved in the root: None when it is not there (nothing to
+/// hide). A symlink is followed, inside the root, to what it names (a dangling one is not
+/// there); one that loops is an error, as in runc, where the mount would fail with ELOOP.
+fn open_masked(root: &OwnedFd, p: &str, field: &str) -> Result<Option<OwnedFd>> {
+    let fd = match open_in_root(root, p, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => bail!("{field} {p:?}: open: {e}"),
+    };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
+        return Ok(Some(fd));
+    }
+    match open_in_root(root, p, libc::O_PATH, 0) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => bail!("{field} {p:?}: a symlink that cannot be followed: {e}"),
+    }
+}
+
 pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
     let mut null = None;
     for (i, p) in paths.iter().enumerate() {
-        let fd = match open_in_root(root, p, libc::O_PATH | libc::O_NOFOLLOW, 0) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => bail!("linux.maskedPaths[{i}] {p:?}: open: {e}"),
+        let Some(fd) = open_masked(root, p, &format!("linux.maskedPaths[{i}]"))? else {
+            continue;
         };
         let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
         let r = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
@@ -1207,10 +1230,8 @@ pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
 /// readonlyPaths: bind each onto itself, then remount read-only.
 pub fn readonly_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
     for (i, p) in paths.iter().enumerate() {
-        let fd = match open_in_root(root, p, libc::O_PATH | libc::O_NOFOLLOW, 0) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => bail!("linux.readonlyPaths[{i}] {p:?}: open: {e}"),
+        let Some(fd) = open_masked(root, p, &format!("linux.readonlyPaths[{i}]"))? else {
+            continue;
         };
         let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         bind_fd(BindSrc::Fd(&fd), &fd, true, Some(ro), &|| {

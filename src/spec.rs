@@ -362,7 +362,23 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
     }
     let masked = linux.masked_paths().clone().unwrap_or_default();
     check_abs("linux.maskedPaths", &masked)?;
-    let readonly = linux.readonly_paths().clone().unwrap_or_default();
+    // runc takes a relative readonly path from the container's root (with a warning).
+    let readonly: Vec<String> = linux
+        .readonly_paths()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if p.starts_with('/') || p.is_empty() {
+                return p;
+            }
+            crate::logging::warn(&format!(
+                "config.json: linux.readonlyPaths[{i}]: {p:?} is not absolute: taken as \"/{p}\""
+            ));
+            format!("/{p}")
+        })
+        .collect();
     check_abs("linux.readonlyPaths", &readonly)?;
 
     process.seccomp = linux

@@ -209,6 +209,58 @@ fn rootfs_propagation_modes() {
     env.assert_clean();
 }
 
+/// rootfsPropagation "unbindable" (runtime-spec; runc): an unbindable tree cannot be bound,
+/// so the rootfs bind happens under a private / and the new / is made unbindable after the
+/// pivot.
+#[test]
+fn rootfs_propagation_unbindable() {
+    let env = test_env!();
+    let out = env.sh_ok(
+        "grep -E '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ / ' /proc/self/mountinfo",
+        |s| {
+            set(s, "/linux/rootfsPropagation", json!("unbindable"));
+        },
+    );
+    let line = out.stdout.lines().next().unwrap_or_default().to_string();
+    assert!(line.contains(" unbindable"), "/ is {line:?}\n{out}");
+    env.assert_clean();
+}
+
+/// maskedPaths and readonlyPaths follow a symlink inside the root to what it names (as
+/// runc's mount does), and one that loops is an error naming the field; a relative
+/// readonlyPaths entry is taken from the root with a warning (runc).
+#[test]
+fn masked_symlinks_and_relative_readonly_paths() {
+    let env = test_env!();
+    let rootfs = env.copy_rootfs();
+    std::os::unix::fs::symlink("/loop", rootfs.join("loop")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", rootfs.join("to-hostname")).unwrap();
+    fs::write(rootfs.join("etc/hostname"), "secret\n").unwrap();
+    let root = rootfs.to_str().unwrap().to_string();
+    let out = env.sh_ok(
+        "cat /etc/hostname; echo x > /proc/sys/kernel/domainname && echo writable || echo ro",
+        |s| {
+            set(s, "/root/path", json!(root));
+            set(s, "/linux/maskedPaths", json!(["/to-hostname"]));
+            set(s, "/linux/readonlyPaths", json!(["proc/sys"]));
+        },
+    );
+    // /etc/hostname reads empty (masked through the symlink), /proc/sys is read-only.
+    assert_eq!(out.stdout, "ro\n", "{out}");
+    assert!(
+        out.stderr.contains("readonlyPaths[0]") && out.stderr.contains("level=warning"),
+        "{out}"
+    );
+    let mut spec = env.spec();
+    set(&mut spec, "/root/path", json!(root));
+    set(&mut spec, "/linux/maskedPaths", json!(["/loop"]));
+    env.write_bundle(&spec);
+    env.create(&env.id)
+        .failed()
+        .stderr_has_all(&["maskedPaths[0]", "ELOOP"]);
+    env.assert_clean();
+}
+
 /// Makes open_tree, move_mount and mount_setattr fail with ENOSYS in the process about to
 /// exec (and everything it starts), as on a kernel older than the new mount API.
 fn without_new_mount_api(cmd: &mut std::process::Command) {
