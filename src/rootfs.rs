@@ -27,6 +27,12 @@ pub struct MountPlan {
     pub bind: bool,
     /// tmpfs with runc's tmpcopyup: the directory's old contents are copied in.
     pub copy_up: bool,
+    /// Flags the options clear by name ("rw", "suid", "dev", "exec", "atime"...): a bind
+    /// mount drops them even when its source has them.
+    pub cleared: MsFlags,
+    /// The recursive options ("rro", "rnosuid"...): MOUNT_ATTR_* (set, clear) for
+    /// mount_setattr(AT_RECURSIVE) on the whole tree once it is mounted.
+    pub rattr: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +91,30 @@ pub const FLAG_OPTIONS: &[(&str, bool, MsFlags)] = &[
     ("symfollow", true, MsFlags::from_bits_retain(0x100)),
 ];
 
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// The recursive mount options (runc's, runtime-spec 1.1): (name, clear?, MOUNT_ATTR_*).
+pub const RECURSIVE_OPTIONS: &[(&str, bool, u64)] = &[
+    ("rro", false, sys::MOUNT_ATTR_RDONLY),
+    ("rrw", true, sys::MOUNT_ATTR_RDONLY),
+    ("rnosuid", false, sys::MOUNT_ATTR_NOSUID),
+    ("rsuid", true, sys::MOUNT_ATTR_NOSUID),
+    ("rnodev", false, sys::MOUNT_ATTR_NODEV),
+    ("rdev", true, sys::MOUNT_ATTR_NODEV),
+    ("rnoexec", false, sys::MOUNT_ATTR_NOEXEC),
+    ("rexec", true, sys::MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", false, sys::MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", true, sys::MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", false, sys::MOUNT_ATTR_RELATIME),
+    ("rnorelatime", true, sys::MOUNT_ATTR_RELATIME),
+    ("rnoatime", false, sys::MOUNT_ATTR_NOATIME),
+    ("ratime", true, sys::MOUNT_ATTR_NOATIME),
+    ("rstrictatime", false, sys::MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", true, sys::MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
 /// Clean an absolute path lexically: no ".", "..", or repeated slashes. ".." stops at "/".
 pub fn clean(p: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
@@ -118,13 +148,37 @@ impl MountPlan {
         let mut bind = typ == "bind";
         let mut copy_up = false;
         let mut rec = false;
+        let mut cleared = MsFlags::empty();
+        let mut rattr: Option<(u64, u64)> = None;
         for o in m.options().as_deref().unwrap_or_default() {
             let o = o.as_str();
             if let Some((_, clear, f)) = FLAG_OPTIONS.iter().find(|(n, _, _)| *n == o) {
                 if *clear {
                     flags.remove(*f);
+                    cleared.insert(*f);
                 } else {
                     flags.insert(*f);
+                    cleared.remove(*f);
+                }
+            } else if let Some((_, clear, a)) = RECURSIVE_OPTIONS.iter().find(|(n, _, _)| *n == o) {
+                let (set, clr) = rattr.get_or_insert((0, 0));
+                // An access-time mode replaces the whole atime field, which mount_setattr(2)
+                // wants cleared too; relatime (0) is the default the "no" forms go back to.
+                let atime = [
+                    sys::MOUNT_ATTR_RELATIME,
+                    sys::MOUNT_ATTR_NOATIME,
+                    sys::MOUNT_ATTR_STRICTATIME,
+                ];
+                if atime.contains(a) {
+                    let v = if *clear { sys::MOUNT_ATTR_RELATIME } else { *a };
+                    *set = (*set & !sys::MOUNT_ATTR_ATIME) | v;
+                    *clr |= sys::MOUNT_ATTR_ATIME;
+                } else if *clear {
+                    *set &= !*a;
+                    *clr |= *a;
+                } else {
+                    *set |= *a;
+                    *clr &= !*a;
                 }
             } else if let Some(f) = propagation_flag(o) {
                 propagation.push(f);
@@ -180,6 +234,8 @@ impl MountPlan {
             data: data.join(","),
             bind,
             copy_up: copy_up && !bind,
+            cleared,
+            rattr,
         })
     }
 
@@ -414,14 +470,14 @@ fn remount_bind(root: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
 
 /// The MOUNT_ATTR_* (set, clear) that change a mount the way a bind remount with `flags` (plus
 /// the mount's own nosuid/nodev/noexec/atime flags, see `locked_flags`) does: read-only and
-/// nosymfollow follow `flags`, the other flags are only ever added, atime changes only if
-/// `flags` names an atime mode. Flags that are not per-mount are ignored, as MS_REMOUNT|MS_BIND
+/// nosymfollow follow `flags`, the other flags are added, and cleared only when the options
+/// named their opposite (`cleared`: "suid", "dev", "exec"...), atime changes only if
+/// `flags` names an atime mode (or "atime" asked for the default). Flags that are not per-mount are ignored, as MS_REMOUNT|MS_BIND
 /// ignores them.
-fn mount_attrs(flags: MsFlags) -> (u64, u64) {
+fn mount_attrs(flags: MsFlags, cleared: MsFlags) -> (u64, u64) {
     let mut set = 0;
     let mut clear = 0;
     let nosymfollow = MsFlags::from_bits_retain(0x100);
-    const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
     for (f, a) in [
         (MsFlags::MS_RDONLY, sys::MOUNT_ATTR_RDONLY),
         (nosymfollow, MOUNT_ATTR_NOSYMFOLLOW),
@@ -440,13 +496,18 @@ fn mount_attrs(flags: MsFlags) -> (u64, u64) {
     ] {
         if flags.contains(f) {
             set |= a;
+        } else if cleared.contains(f) {
+            clear |= a;
         }
     }
     let atime = if flags.contains(MsFlags::MS_NOATIME) {
         Some(sys::MOUNT_ATTR_NOATIME)
     } else if flags.contains(MsFlags::MS_STRICTATIME) {
         Some(sys::MOUNT_ATTR_STRICTATIME)
-    } else if flags.contains(MsFlags::MS_RELATIME) {
+    } else if flags.contains(MsFlags::MS_RELATIME)
+        || cleared.intersects(MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME)
+    {
+        // "atime" / "nostrictatime" alone: the default, relatime.
         Some(sys::MOUNT_ATTR_RELATIME)
     } else {
         None
@@ -484,6 +545,7 @@ fn bind_fd(
     target: &OwnedFd,
     recursive: bool,
     flags: Option<MsFlags>,
+    cleared: MsFlags,
     reopen: &dyn Fn() -> nix::Result<OwnedFd>,
 ) -> std::result::Result<(), BindError> {
     let tree = match src {
@@ -492,7 +554,7 @@ fn bind_fd(
     };
     let tree = tree.and_then(|tree| {
         if let Some(f) = flags {
-            let (set, clear) = mount_attrs(f);
+            let (set, clear) = mount_attrs(f, cleared);
             sys::mount_setattr(&tree, set, clear)?;
         }
         Ok(tree)
@@ -522,7 +584,7 @@ fn bind_fd(
     .map_err(BindError::Bind)?;
     if let Some(f) = flags {
         let top = reopen().map_err(BindError::Reopen)?;
-        remount_legacy(&top, f).map_err(|e| BindError::Remount(f, e))?;
+        remount_legacy(&top, f, cleared).map_err(|e| BindError::Remount(f, e))?;
     }
     Ok(())
 }
@@ -547,19 +609,37 @@ impl std::fmt::Display for BindError {
 
 /// Remount the bind mount `fd` is the root of (`path` for messages).
 fn remount_fd(fd: &OwnedFd, path: &str, flags: MsFlags) -> Result<()> {
-    let (set, clear) = mount_attrs(flags);
+    let (set, clear) = mount_attrs(flags, MsFlags::empty());
     match sys::mount_setattr(fd, set, clear) {
         Ok(()) => return Ok(()),
         Err(e) if new_api_declined(e) => {}
         Err(e) => bail!("remount {path:?} with {flags:?}: {e}"),
     }
-    remount_legacy(fd, flags).map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
+    remount_legacy(fd, flags, MsFlags::empty())
+        .map_err(|e| anyhow!("remount {path:?} with {flags:?}: {e}"))
 }
 
 /// mount(2)'s bind remount of the mount `fd` is the root of, keeping its locked flags.
-fn remount_legacy(fd: &OwnedFd, flags: MsFlags) -> nix::Result<()> {
-    let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked_flags(fd);
-    sys_mount(None, &fd_path(fd), None, all - MsFlags::MS_REC, None)
+fn remount_legacy(fd: &OwnedFd, flags: MsFlags, cleared: MsFlags) -> nix::Result<()> {
+    let locked = locked_flags(fd);
+    let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags;
+    match sys_mount(
+        None,
+        &fd_path(fd),
+        None,
+        (all | (locked - cleared)) - MsFlags::MS_REC,
+        None,
+    ) {
+        // In a user namespace the source's flags are locked: keep them, as runc does.
+        Err(Errno::EPERM) if locked.intersects(cleared) => sys_mount(
+            None,
+            &fd_path(fd),
+            None,
+            (all | locked) - MsFlags::MS_REC,
+            None,
+        ),
+        r => r,
+    }
 }
 
 pub struct Setup<'a> {
@@ -641,7 +721,8 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
             BindSrc::Fd(&src),
             &target,
             m.flags.contains(MsFlags::MS_REC),
-            (!rest.is_empty()).then_some(rest),
+            (!rest.is_empty() || !m.cleared.is_empty()).then_some(rest),
+            m.cleared,
             &|| open_in_root(root, &m.dest, libc::O_PATH, 0),
         )
         .map_err(|e| anyhow!("{} onto {:?}: {e}", m.source, m.dest))?;
@@ -737,6 +818,16 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
             open_in_root(root, &m.dest, libc::O_PATH, 0).map_err(|e| anyhow!("reopen: {e}"))?;
         sys_mount(None, &fd_path(&fd), None, *p, None)
             .map_err(|e| anyhow!("set propagation {p:?}: {e}"))?;
+    }
+    if let Some((set, clear)) = m.rattr {
+        let fd =
+            open_in_root(root, &m.dest, libc::O_PATH, 0).map_err(|e| anyhow!("reopen: {e}"))?;
+        sys::mount_setattr_recursive(&fd, set, clear).map_err(|e| match e {
+            Errno::ENOSYS => anyhow!(
+                "recursive mount options (rro, rnosuid...) need mount_setattr (Linux 5.12): ENOSYS"
+            ),
+            e => anyhow!("recursive mount options: mount_setattr: {e}"),
+        })?;
     }
     Ok(())
 }
@@ -946,9 +1037,14 @@ fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
                     MsFlags::empty()
                 };
             let src = h.dir.to_string_lossy();
-            bind_fd(BindSrc::Path(&src), &t, false, Some(f), &|| {
-                open_entry(&h.name).map_err(|_| Errno::ENOENT)
-            })
+            bind_fd(
+                BindSrc::Path(&src),
+                &t,
+                false,
+                Some(f),
+                MsFlags::empty(),
+                &|| open_entry(&h.name).map_err(|_| Errno::ENOENT),
+            )
             .map_err(|e| anyhow!("{} onto {dest:?}: {e}", h.dir.display()))?;
         }
         // "cpu,cpuacct" mounted together: also reachable as cpu and cpuacct.
@@ -1218,7 +1314,10 @@ pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
                 null = Some(verified_dev_null(root)?);
             }
             let n = null.as_ref().expect("set above");
-            bind_fd(BindSrc::Fd(n), &fd, false, None, &|| Err(Errno::ENOENT)).map_err(|e| match e {
+            bind_fd(BindSrc::Fd(n), &fd, false, None, MsFlags::empty(), &|| {
+                Err(Errno::ENOENT)
+            })
+            .map_err(|e| match e {
                 BindError::Bind(e) | BindError::Reopen(e) | BindError::Remount(_, e) => e,
             })
         };
@@ -1234,9 +1333,14 @@ pub fn readonly_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {
             continue;
         };
         let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        bind_fd(BindSrc::Fd(&fd), &fd, true, Some(ro), &|| {
-            open_in_root(root, p, libc::O_PATH, 0)
-        })
+        bind_fd(
+            BindSrc::Fd(&fd),
+            &fd,
+            true,
+            Some(ro),
+            MsFlags::empty(),
+            &|| open_in_root(root, p, libc::O_PATH, 0),
+        )
         .map_err(|e| anyhow!("linux.readonlyPaths[{i}] {p:?}: {e}"))?;
     }
     Ok(())
@@ -1336,7 +1440,7 @@ mod tests {
             | MsFlags::MS_NODEV
             | MsFlags::MS_NOEXEC
             | MsFlags::MS_RELATIME;
-        let (set, clear) = mount_attrs(f);
+        let (set, clear) = mount_attrs(f, MsFlags::empty());
         assert_eq!(
             set,
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC
@@ -1344,15 +1448,51 @@ mod tests {
         assert_eq!(clear, MOUNT_ATTR_ATIME | 0x0020_0000);
         // No atime named: the mount's own is kept; no ro: a read-only bind becomes writable,
         // as a bind remount without MS_RDONLY makes it.
-        let (set, clear) = mount_attrs(MsFlags::MS_NOSUID);
+        let (set, clear) = mount_attrs(MsFlags::MS_NOSUID, MsFlags::empty());
         assert_eq!(set, MOUNT_ATTR_NOSUID);
         assert_eq!(clear, MOUNT_ATTR_RDONLY | 0x0020_0000);
-        let (set, clear) = mount_attrs(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME);
+        let (set, clear) =
+            mount_attrs(MsFlags::MS_NOATIME | MsFlags::MS_RELATIME, MsFlags::empty());
         assert_eq!(set & MOUNT_ATTR_ATIME, MOUNT_ATTR_NOATIME);
         assert_eq!(clear & MOUNT_ATTR_ATIME, MOUNT_ATTR_ATIME);
         // Superblock flags are not per-mount: a bind remount ignores them, and so does this.
-        let (set, _) = mount_attrs(MsFlags::MS_SYNCHRONOUS | MsFlags::MS_DIRSYNC);
+        let (set, _) = mount_attrs(
+            MsFlags::MS_SYNCHRONOUS | MsFlags::MS_DIRSYNC,
+            MsFlags::empty(),
+        );
         assert_eq!(set, 0);
+        // Options that name the opposite ("suid", "dev", "exec", "atime") clear.
+        let cleared =
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_NOATIME;
+        let (set, clear) = mount_attrs(MsFlags::empty(), cleared);
+        assert_eq!(set, MOUNT_ATTR_RELATIME);
+        assert_eq!(
+            clear,
+            MOUNT_ATTR_RDONLY
+                | MOUNT_ATTR_NOSUID
+                | MOUNT_ATTR_NODEV
+                | MOUNT_ATTR_NOEXEC
+                | MOUNT_ATTR_ATIME
+                | 0x0020_0000
+        );
+    }
+
+    #[test]
+    fn recursive_options() {
+        let m = mp(r#"{"destination":"/d","type":"bind","source":"/s","options":["rbind","rro","rnosuid","rnoatime","rnodev","rdev"]}"#).unwrap();
+        let (set, clear) = m.rattr.unwrap();
+        assert_eq!(
+            set,
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(clear, sys::MOUNT_ATTR_ATIME | sys::MOUNT_ATTR_NODEV);
+        assert!(m.data.is_empty(), "{:?}", m.data);
+        let m = mp(r#"{"destination":"/d","type":"bind","source":"/s","options":["bind","rw","suid","exec"]}"#).unwrap();
+        assert_eq!(
+            m.cleared,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC
+        );
+        assert!(m.rattr.is_none());
     }
 
     #[test]

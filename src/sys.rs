@@ -172,6 +172,15 @@ struct MountAttr {
 /// mount_setattr(fd, "", AT_EMPTY_PATH): set and clear MOUNT_ATTR_* flags of the mount whose
 /// root `fd` is (that mount only, not its submounts).
 pub fn mount_setattr(fd: &impl AsRawFd, set: u64, clear: u64) -> nix::Result<()> {
+    mount_setattr_flags(fd, set, clear, 0)
+}
+
+/// [`mount_setattr`] on the mount and every mount below it (AT_RECURSIVE).
+pub fn mount_setattr_recursive(fd: &impl AsRawFd, set: u64, clear: u64) -> nix::Result<()> {
+    mount_setattr_flags(fd, set, clear, libc::AT_RECURSIVE)
+}
+
+fn mount_setattr_flags(fd: &impl AsRawFd, set: u64, clear: u64, extra: i32) -> nix::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
@@ -184,7 +193,7 @@ pub fn mount_setattr(fd: &impl AsRawFd, set: u64, clear: u64) -> nix::Result<()>
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
+            libc::AT_EMPTY_PATH | extra,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

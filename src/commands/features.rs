@@ -22,6 +22,16 @@ pub fn features() -> Value {
         "defaults",
         "tmpcopyup",
     ]);
+    // The recursive ones only where mount_setattr exists (EBADF on a bad fd, not ENOSYS).
+    struct NoFd;
+    impl std::os::fd::AsRawFd for NoFd {
+        fn as_raw_fd(&self) -> std::os::fd::RawFd {
+            -1
+        }
+    }
+    if crate::sys::mount_setattr(&NoFd, 0, 0) != Err(nix::errno::Errno::ENOSYS) {
+        mount_options.extend(crate::rootfs::RECURSIVE_OPTIONS.iter().map(|(n, _, _)| *n));
+    }
     let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     caps.sort();
     json!({

@@ -364,3 +364,164 @@ fn binds_without_the_new_mount_api() {
     assert_eq!(results[0], results[1], "mount(2) fallback differs");
     assert!(!ro.join("new").exists(), "write went through a ro bind");
 }
+
+/// A host mount made for one test, unmounted (lazily) when the test ends, however it ends.
+struct HostMount(std::path::PathBuf);
+
+impl HostMount {
+    fn tmpfs(dir: std::path::PathBuf) -> HostMount {
+        fs::create_dir_all(&dir).unwrap();
+        host(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=1m",
+                "tmpfs",
+                dir.to_str().unwrap(),
+            ],
+        )
+        .ok();
+        HostMount(dir)
+    }
+}
+
+impl Drop for HostMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", self.0.to_str().unwrap()])
+            .status();
+    }
+}
+
+/// The mountinfo options field (the 6th) of the mount at `dest`, from the container's own
+/// mountinfo printed by the script.
+fn mount_opts_of(out: &Out, dest: &str) -> String {
+    out.stdout
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some(dest))
+        .and_then(|l| l.split_whitespace().nth(5).map(String::from))
+        .unwrap_or_else(|| panic!("no {dest} in mountinfo:\n{out}"))
+}
+
+/// A bind mount gets the flags its options name, whatever the source mount has: a source
+/// that is ro,nosuid,nodev,noexec bound "rw,suid,dev,exec" is none of them (runc 1.2+), and
+/// one bound with no flag options keeps the source's (nothing is cleared unasked).
+#[test]
+fn bind_mount_options_clear_what_they_name() {
+    let env = test_env!();
+    let m = HostMount::tmpfs(env.dir.join("locked-src"));
+    fs::write(m.0.join("f"), "x").unwrap();
+    host(
+        "mount",
+        &[
+            "-o",
+            "remount,bind,ro,nosuid,nodev,noexec",
+            m.0.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let src = m.0.to_str().unwrap().to_string();
+    let out = env.sh_ok(
+        "cat /proc/self/mountinfo; echo y > /mnt/f && echo wrote",
+        |s| {
+            add_mount(
+                s,
+                json!({"destination": "/mnt", "type": "bind", "source": src,
+                "options": ["bind", "rw", "suid", "dev", "exec"]}),
+            );
+            add_mount(
+                s,
+                json!({"destination": "/home", "type": "bind", "source": src,
+                "options": ["bind"]}),
+            );
+        },
+    );
+    let cleared = mount_opts_of(&out, "/mnt");
+    assert!(cleared.starts_with("rw"), "/mnt: {cleared}");
+    for f in ["nosuid", "nodev", "noexec"] {
+        assert!(!cleared.split(',').any(|o| o == f), "/mnt: {cleared}");
+    }
+    assert!(out.stdout.contains("wrote"), "{out}");
+    let kept = mount_opts_of(&out, "/home");
+    for f in ["nosuid", "nodev", "noexec"] {
+        assert!(kept.split(',').any(|o| o == f), "/home: {kept}");
+    }
+    drop(m);
+    env.assert_clean();
+}
+
+/// The recursive options (rro, rnosuid, rnoexec...) reach every mount of an rbind, the
+/// submounts too (mount_setattr AT_RECURSIVE), and `features` lists them.
+#[test]
+fn recursive_mount_options() {
+    let env = test_env!();
+    let top = HostMount::tmpfs(env.dir.join("rsrc"));
+    let sub = HostMount::tmpfs(top.0.join("sub"));
+    let src = top.0.to_str().unwrap().to_string();
+    let out = env.sh_ok(
+        "cat /proc/self/mountinfo; touch /mnt/x 2>/dev/null || echo top-ro; touch /mnt/sub/x 2>/dev/null || echo sub-ro",
+        |s| {
+            add_mount(s, json!({"destination": "/mnt", "type": "bind", "source": src,
+                "options": ["rbind", "rro", "rnosuid", "rnoexec"]}));
+        },
+    );
+    for dest in ["/mnt", "/mnt/sub"] {
+        let o = mount_opts_of(&out, dest);
+        for f in ["ro", "nosuid", "noexec"] {
+            assert!(o.split(',').any(|x| x == f), "{dest}: {o}");
+        }
+    }
+    assert!(
+        out.stdout.contains("top-ro") && out.stdout.contains("sub-ro"),
+        "{out}"
+    );
+    if let Some(f) = runtime_features() {
+        let opts = f["mountOptions"].as_array().cloned().unwrap_or_default();
+        assert!(opts.iter().any(|o| o == "rro"), "features: {opts:?}");
+    }
+    drop(sub);
+    drop(top);
+    env.assert_clean();
+}
+
+/// In a user namespace the source's nosuid/nodev/noexec are locked: a bind asking "suid,
+/// dev,exec" keeps them instead of failing with EPERM (runc), and "rw" still applies.
+#[test]
+fn bind_mount_locked_flags_in_a_user_namespace() {
+    let env = test_env!();
+    let m = HostMount::tmpfs(env.dir.join("userns-src"));
+    host(
+        "mount",
+        &[
+            "-o",
+            "remount,bind,nosuid,nodev,noexec",
+            m.0.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let src = m.0.to_str().unwrap().to_string();
+    let out = env.sh_ok("cat /proc/self/mountinfo", |s| {
+        add_namespace(s, json!({"type": "user"}));
+        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        set(s, "/linux/uidMappings", map.clone());
+        set(s, "/linux/gidMappings", map);
+        remove_mount(s, "/sys/fs/cgroup");
+        add_mount(
+            s,
+            json!({"destination": "/mnt", "type": "bind", "source": src,
+            "options": ["bind", "rw", "suid", "dev", "exec"]}),
+        );
+    });
+    let o = mount_opts_of(&out, "/mnt");
+    assert!(o.starts_with("rw"), "/mnt: {o}");
+    for f in ["nosuid", "nodev", "noexec"] {
+        assert!(
+            o.split(',').any(|x| x == f),
+            "/mnt lost the locked {f}: {o}"
+        );
+    }
+    drop(m);
+    env.assert_clean();
+}
