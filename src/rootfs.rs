@@ -756,7 +756,11 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         }
         check_target_not_proc(root, &target, &m.dest, m.typ == "proc")?;
         let data = (!m.data.is_empty()).then_some(m.data.as_str());
-        let flags = m.flags - MsFlags::MS_REC;
+        let mut flags = m.flags - MsFlags::MS_REC;
+        if dev_made_readonly_later(m) {
+            // Devices, links and /dev/pts go in first; `finish_dev` makes it read-only.
+            flags -= MsFlags::MS_RDONLY;
+        }
         // tmpcopyup: keep a handle on the covered directory to copy its contents in.
         let under = if m.copy_up {
             Some(
@@ -1292,6 +1296,29 @@ fn open_masked(root: &OwnedFd, p: &str, field: &str) -> Result<Option<OwnedFd>> 
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => bail!("{field} {p:?}: a symlink that cannot be followed: {e}"),
     }
+}
+
+/// A /dev filesystem asked read-only: mounted writable, made read-only by [`finish_dev`].
+fn dev_made_readonly_later(m: &MountPlan) -> bool {
+    m.dest == "/dev" && !m.bind && m.flags.contains(MsFlags::MS_RDONLY)
+}
+
+/// The read-only remount of a /dev whose devices, symlinks and mounts are in place (runc).
+pub fn finish_dev(root: &OwnedFd, mounts: &[MountPlan]) -> Result<()> {
+    let Some(m) = mounts.iter().rev().find(|m| m.dest == "/dev") else {
+        return Ok(());
+    };
+    if !dev_made_readonly_later(m) {
+        return Ok(());
+    }
+    let fd = open_in_root(
+        root,
+        "/dev",
+        libc::O_PATH | libc::O_DIRECTORY,
+        RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|e| anyhow!("{}: reopen /dev: {e}", m.what()))?;
+    remount_fd(&fd, "/dev", m.flags - MsFlags::MS_REC).with_context(|| m.what())
 }
 
 pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<()> {

@@ -274,10 +274,23 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
 
     let has = |f: nix::sched::CloneFlags| ns.new.contains(f) || ns.join.iter().any(|j| j.flag == f);
     if !has(nix::sched::CloneFlags::CLONE_NEWNS) {
-        bail!(cfg_err(
-            "linux.namespaces",
-            "a mount namespace is required (rrun never changes the host's mounts)"
-        ));
+        // runc's behaviour: the process stays in the host's mounts; nothing is mounted or
+        // made (mounts and devices unused) and the rootfs is entered with chroot. What would have to change
+        // the host's mounts to hide or protect something is refused, in runc's words.
+        for (field, list) in [
+            ("linux.maskedPaths", linux.masked_paths()),
+            ("linux.readonlyPaths", linux.readonly_paths()),
+        ] {
+            if list.as_ref().is_some_and(|l| !l.is_empty()) {
+                bail!(cfg_err(
+                    field,
+                    "unable to restrict sys entries without a private mount namespace (add one to linux.namespaces)"
+                ));
+            }
+        }
+        crate::logging::debug(
+            "linux.namespaces: no mount namespace: the container stays in the host's mounts (chroot into root.path; mounts and devices are not used)",
+        );
     }
     let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
     if hostname.is_some() && !has(nix::sched::CloneFlags::CLONE_NEWUTS) {

@@ -175,14 +175,25 @@ fn setup(
     // Before any of the container's mounts exist.
     let lsm_proc = lsm_proc_handle(&plan.process)?;
     let t = crate::logging::phase("mounts");
-    let root = rootfs::prepare_root(&s)?;
+    // Without a mount namespace of its own the container runs in the host's mounts (runc):
+    // nothing is mounted or made, and the rootfs becomes its root by chroot, not pivot_root.
+    let own_mounts = plan.ns.owns(CloneFlags::CLONE_NEWNS);
+    let root = if own_mounts {
+        rootfs::prepare_root(&s)?
+    } else {
+        let r = plan.rootfs.to_string_lossy();
+        crate::sys::openat2(libc::AT_FDCWD, &r, libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+            .map_err(|e| anyhow!("open rootfs {r}: {e}"))?
+    };
     if cgroup_pending {
         // Before the mounts: they bind the cgroup's dirs, and a device node is made under
         // the cgroup's device rules.
         enter_late_cgroup(chan, cgroupns)?;
     }
-    rootfs::do_mounts(&root, &s)?;
-    rootfs::setup_dev(&root, &s)?;
+    if own_mounts {
+        rootfs::do_mounts(&root, &s)?;
+        rootfs::setup_dev(&root, &s)?;
+    }
     if plan.process.terminal {
         let sock = o
             .console
@@ -202,14 +213,18 @@ fn setup(
         if let Some(b) = plan.process.console_size {
             crate::console::set_size(pty.master.as_raw_fd(), b.0, b.1)?;
         }
-        rootfs::bind_console(&root, &pty.slave)?;
+        if own_mounts {
+            rootfs::bind_console(&root, &pty.slave)?;
+        }
         crate::console::send_master(sock, &pty.master)?;
         drop(pty.master);
         crate::console::become_tty(&pty.slave)?;
     }
     // runc creates a missing cwd; do it while the rootfs may still be writable.
-    rootfs::mkdir_all(&root, &plan.process.cwd, 0o755)
-        .with_context(|| format!("process.cwd {:?}", plan.process.cwd))?;
+    if own_mounts {
+        rootfs::mkdir_all(&root, &plan.process.cwd, 0o755)
+            .with_context(|| format!("process.cwd {:?}", plan.process.cwd))?;
+    }
     let hooks = plan.hooks.as_ref();
     let mut hook_state = String::new();
     #[allow(deprecated)]
@@ -252,17 +267,28 @@ fn setup(
             },
         )?;
     }
-    rootfs::mask_paths(&root, &plan.masked)?;
-    rootfs::readonly_paths(&root, &plan.readonly)?;
-    if plan.root_readonly {
-        rootfs::readonly_root(&root)?;
+    if own_mounts {
+        rootfs::mask_paths(&root, &plan.masked)?;
+        rootfs::readonly_paths(&root, &plan.readonly)?;
+        // A read-only /dev was mounted writable for its devices, links and pts: now ro.
+        rootfs::finish_dev(&root, &plan.mounts)?;
+        if plan.root_readonly {
+            rootfs::readonly_root(&root)?;
+        }
     }
     drop(t);
     let t = crate::logging::phase("pivot");
-    rootfs::enter_root(&root, &plan.rootfs, o.no_pivot)?;
+    if own_mounts {
+        rootfs::enter_root(&root, &plan.rootfs, o.no_pivot)?;
+    } else {
+        nix::unistd::fchdir(root.as_raw_fd())
+            .and_then(|()| nix::unistd::chroot("."))
+            .and_then(|()| nix::unistd::chdir("/"))
+            .map_err(|e| anyhow!("chroot into the rootfs {}: {e}", plan.rootfs.display()))?;
+    }
     drop(root);
     drop(t);
-    if let Some(p) = plan.root_propagation {
+    if let Some(p) = plan.root_propagation.filter(|_| own_mounts) {
         nix::mount::mount(
             None::<&str>,
             "/",

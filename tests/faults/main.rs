@@ -451,7 +451,14 @@ fn own_parent(env: &TestEnv) -> Vec<std::path::PathBuf> {
         .into_iter()
         .map(|m| {
             let d = m.join(env.cgroups_path().trim_start_matches('/'));
-            std::fs::create_dir_all(&d).unwrap();
+            // The shared prefix dir can be removed between create_dir_all's two mkdirs by
+            // the delete of a container elsewhere that made it (other tests on the host).
+            let mut tries = 0;
+            while let Err(e) = std::fs::create_dir_all(&d) {
+                tries += 1;
+                assert!(tries < 50, "mkdir {}: {e}", d.display());
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             d
         })
         .collect()

@@ -525,3 +525,24 @@ fn bind_mount_locked_flags_in_a_user_namespace() {
     drop(m);
     env.assert_clean();
 }
+
+/// `/dev` as a read-only tmpfs (runc): its device nodes, symlinks and /dev/pts are made
+/// first, then it is remounted read-only; the devices still work.
+#[test]
+fn dev_read_only_tmpfs() {
+    let env = test_env!();
+    let out = env.sh_ok(
+        "grep ' /dev ' /proc/self/mountinfo; test -d /dev/pts && echo pts; test -L /dev/fd && echo fd-link; echo x > /dev/null && echo null-ok; touch /dev/x 2>/dev/null || echo dev-ro",
+        |s| {
+            let mounts = s["mounts"].as_array_mut().unwrap();
+            let dev = mounts.iter_mut().find(|m| m["destination"] == "/dev").unwrap();
+            dev["options"].as_array_mut().unwrap().push(json!("ro"));
+        },
+    );
+    let o = mount_opts_of(&out, "/dev");
+    assert!(o.split(',').any(|x| x == "ro"), "/dev: {o}");
+    for want in ["pts", "fd-link", "null-ok", "dev-ro"] {
+        assert!(out.lines().iter().any(|l| l == want), "{want}: {out}");
+    }
+    env.assert_clean();
+}

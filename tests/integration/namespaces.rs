@@ -216,3 +216,55 @@ fn join_existing_network_namespace() {
     assert!(after.stdout.contains("10.231.7.1"), "{after}");
     drop(env);
 }
+
+/// Without a mount namespace the container runs in the host's mounts, chrooted into its
+/// rootfs, as runc does (nothing is mounted or pivoted on the host); masked and read-only
+/// paths, which would need mounts, are refused as runc refuses them.
+#[test]
+fn no_mount_namespace_runs_in_the_hosts() {
+    let env = test_env!();
+    let no_mounts = |s: &mut serde_json::Value| {
+        remove_namespace(s, "mount");
+        // runc refuses masked and read-only paths it could only apply to the host's mounts.
+        set(s, "/linux/maskedPaths", json!([]));
+        set(s, "/linux/readonlyPaths", json!([]));
+    };
+    let mut spec = env.spec();
+    set_args(&mut spec, &["sleep", "1000"]);
+    no_mounts(&mut spec);
+    env.create_and_start(&spec);
+    let init = env.init_pid();
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_eq!(
+        ns(&init.to_string()),
+        ns("self"),
+        "not the host's mount namespace"
+    );
+    let root = std::fs::read_link(format!("/proc/{init}/root")).unwrap();
+    assert_eq!(
+        std::fs::canonicalize(&root).unwrap(),
+        std::fs::canonicalize(shared_rootfs()).unwrap(),
+        "its root is not the rootfs"
+    );
+    env.rt(&["delete", "--force", &env.id]).ok();
+    env.wait_init();
+    // Nothing of the container's went onto the host: no mount on its rootfs (others' mounts
+    // come and go as the tests run in parallel, so the table is not compared whole).
+    let after = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs = shared_rootfs();
+    let rootfs = rootfs.to_str().unwrap();
+    assert!(
+        !after.lines().any(|l| l
+            .split_whitespace()
+            .nth(4)
+            .is_some_and(|m| m.starts_with(rootfs))),
+        "a mount on the rootfs in the host's table"
+    );
+    let mut spec = env.spec();
+    remove_namespace(&mut spec, "mount");
+    env.write_bundle(&spec);
+    env.create(&env.id)
+        .failed()
+        .stderr_has_all(&["without a private m"]);
+    env.assert_clean();
+}
