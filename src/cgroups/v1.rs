@@ -682,9 +682,44 @@ struct DeviceKey {
     kind: char,
 }
 
+/// Device exceptions with their access bits, in the order they were first named.
+#[derive(Default)]
+struct Exceptions(Vec<(DeviceKey, u8)>);
+
+impl Exceptions {
+    fn entry(&mut self, key: DeviceKey) -> &mut u8 {
+        let i = match self.0.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                self.0.push((key, 0));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn get(&self, key: &DeviceKey) -> Option<u8> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, p)| *p)
+    }
+
+    /// Remove `perms` from `key`'s, and the entry once none are left.
+    fn take_away(&mut self, key: &DeviceKey, perms: u8) {
+        if let Some(e) = self.0.iter_mut().find(|(k, _)| k == key) {
+            e.1 &= !perms;
+        }
+        self.0.retain(|(_, p)| *p != 0);
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 fn device_writes(rules: &[LinuxDeviceCgroup], out: &mut Vec<Write>) -> Result<()> {
     let mut default_allow = false;
-    let mut exceptions: BTreeMap<DeviceKey, u8> = BTreeMap::new();
+    // In the config's order: the kernel lists exceptions as they were added, and runc adds
+    // them in rule order (devices.list shows the config's first rules first).
+    let mut exceptions = Exceptions::default();
     for (i, rule) in rules.iter().enumerate() {
         let path = format!("{RES}.devices[{i}]");
         let kind = match rule.typ().unwrap_or(LinuxDeviceType::A) {
@@ -706,7 +741,7 @@ fn device_writes(rules: &[LinuxDeviceCgroup], out: &mut Vec<Write>) -> Result<()
         };
         let key = DeviceKey { major, minor, kind };
         if rule.allow() != default_allow {
-            *exceptions.entry(key).or_insert(0) |= perms;
+            *exceptions.entry(key) |= perms;
             continue;
         }
         for wider in [
@@ -724,23 +759,18 @@ fn device_writes(rules: &[LinuxDeviceCgroup], out: &mut Vec<Write>) -> Result<()
                 kind,
             },
         ] {
-            let overlap = exceptions.get(&wider).copied().unwrap_or(0) & perms;
+            let overlap = exceptions.get(&wider).unwrap_or(0) & perms;
             if wider != key && overlap != 0 {
                 bail!(
                     "{path}: cannot {} \"{}\" here: the earlier rule \"{}\" covers it and the \
                      devices cgroup cannot make exceptions to it",
                     if rule.allow() { "allow" } else { "deny" },
                     device_rule_string(key, perms),
-                    device_rule_string(wider, exceptions[&wider]),
+                    device_rule_string(wider, exceptions.get(&wider).unwrap_or(0)),
                 );
             }
         }
-        if let Some(p) = exceptions.get_mut(&key) {
-            *p &= !perms;
-            if *p == 0 {
-                exceptions.remove(&key);
-            }
-        }
+        exceptions.take_away(&key, perms);
     }
     let (reset, exception_file) = if default_allow {
         ("devices.allow", "devices.deny")
@@ -748,7 +778,7 @@ fn device_writes(rules: &[LinuxDeviceCgroup], out: &mut Vec<Write>) -> Result<()
         ("devices.deny", "devices.allow")
     };
     out.push(Write::new("devices", reset, "a"));
-    for (key, perms) in exceptions {
+    for (key, perms) in exceptions.0 {
         out.push(Write::new(
             "devices",
             exception_file,
@@ -1191,13 +1221,14 @@ mod tests {
         ]"#;
         assert_eq!(
             devices(rules),
+            // In the config's order (runc's), a repeated device merged into its first place.
             vec![
                 d("devices.deny", "a"),
-                d("devices.allow", "b *:0 r"),
                 d("devices.allow", "c 1:3 rwm"),
                 d("devices.allow", "c 1:5 rwm"),
-                d("devices.allow", "c 5:0 rwm"),
                 d("devices.allow", "c 136:* rw"),
+                d("devices.allow", "b *:0 r"),
+                d("devices.allow", "c 5:0 rwm"),
             ]
         );
     }

@@ -763,3 +763,55 @@ fn update_unlimited_burst_and_idle() {
     }
     assert_eq!(env.status(), "running");
 }
+
+/// v1 devices: after the default deny, the config's rules are written in the order given
+/// (devices.list shows them first, then the runtime's defaults), and a host device the rules
+/// do not allow (/dev/kmsg, bound in) cannot be written.
+#[test]
+fn device_rules_in_config_order_and_kmsg_denied() {
+    let env = test_env!();
+    if !Path::new("/sys/fs/cgroup/devices").is_dir() || !Path::new("/dev/kmsg").exists() {
+        eprintln!(
+            "SKIPPED {}: no v1 devices controller or no /dev/kmsg",
+            env.name
+        );
+        return;
+    }
+    let out = env.sh_ok(
+        "echo test > /dev/kmsg 2>/dev/null && echo kmsg-written || echo kmsg-denied",
+        |s| {
+            set(
+                s,
+                "/linux/resources/devices",
+                json!([
+                    {"allow": false, "access": "rwm"},
+                    {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"},
+                    {"allow": true, "type": "b", "major": 8, "minor": 0, "access": "r"},
+                ]),
+            );
+            add_mount(
+                s,
+                json!({"destination": "/dev/kmsg", "type": "bind", "source": "/dev/kmsg", "options": ["bind"]}),
+            );
+            // Keeps the container (and its cgroup) alive long enough to read devices.list.
+            let args = s["process"]["args"].clone();
+            let script = format!(
+                "{}; cat /sys/fs/cgroup/devices/devices.list",
+                args[2].as_str().unwrap()
+            );
+            set_script(s, &script);
+        },
+    );
+    let lines = out.lines();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some("kmsg-denied"),
+        "{out}"
+    );
+    assert_eq!(
+        &lines[1..3],
+        ["c 10:229 rw", "b 8:0 r"],
+        "devices.list does not start with the config's rules: {out}"
+    );
+    env.assert_clean();
+}
