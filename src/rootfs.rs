@@ -1458,8 +1458,76 @@ pub fn readonly_root(root: &OwnedFd) -> Result<()> {
 }
 
 /// pivot_root into the rootfs and detach the old root; or MS_MOVE + chroot with --no-pivot.
+/// `--no-pivot` leaves the host's mounts in the namespace, under the chroot. A fully visible
+/// procfs or sysfs among them lets a nested user namespace (with its own pid namespace) mount
+/// a fresh one: the kernel's "too revealing" check finds the host's. So, as runc does, every
+/// full proc and sysfs mount outside the rootfs is detached first (made a slave so the host
+/// never sees it), or covered with an empty tmpfs where it cannot be.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| {
+        anyhow!(
+            "--no-pivot: read /proc/self/mountinfo: {}",
+            sys::io_errno(&e)
+        )
+    })?;
+    let mut targets: Vec<String> = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let f: Vec<&str> = pre.split_whitespace().collect();
+        let fstype = post.split_whitespace().next().unwrap_or("");
+        if f.len() < 5 || f[3] != "/" || !matches!(fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let mp = unescape_mountinfo(f[4]);
+        if Path::new(&mp).starts_with(rootfs) {
+            continue;
+        }
+        targets.push(mp);
+    }
+    for p in targets {
+        match sys_mount(None, &p, None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None) {
+            Ok(()) => {}
+            // Gone with an earlier detach (a sysfs under a hidden /proc...).
+            Err(Errno::ENOENT) | Err(Errno::EINVAL) => continue,
+            Err(e) => bail!("--no-pivot: make {p} a slave before hiding it: {e}"),
+        }
+        match umount2(p.as_str(), MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(Errno::EINVAL) | Err(Errno::EPERM) => {
+                sys_mount(Some("tmpfs"), &p, Some("tmpfs"), MsFlags::empty(), None)
+                    .map_err(|e| anyhow!("--no-pivot: cover {p} with a tmpfs: {e}"))?;
+            }
+            Err(e) => bail!("--no-pivot: detach the host's {p}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub fn enter_root(root: &OwnedFd, rootfs: &Path, no_pivot: bool) -> Result<()> {
     if no_pivot {
+        hide_host_proc_and_sys(rootfs)?;
         nix::unistd::chdir(rootfs).map_err(|e| anyhow!("chdir {}: {e}", rootfs.display()))?;
         sys_mount(Some("."), "/", None, MsFlags::MS_MOVE, None)
             .map_err(|e| anyhow!("move the rootfs to / (--no-pivot): {e}"))?;
@@ -1490,6 +1558,12 @@ mod tests {
     fn mp(json: &str) -> Result<MountPlan> {
         let m: oci_spec::runtime::Mount = serde_json::from_str(json).unwrap();
         MountPlan::from_spec(0, &m, Path::new("/bundle"))
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo(r"/a\040b\011c\134d"), "/a b\tc\\d");
+        assert_eq!(unescape_mountinfo(r"/plain\04"), r"/plain\04");
     }
 
     #[test]

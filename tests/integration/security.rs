@@ -1171,3 +1171,41 @@ fn unknown_capabilities_are_warned_and_ignored() {
     out.stderr_has_all(&["CAP_NOT_A_REAL_ONE"]);
     assert!(out.stdout.contains("CapBnd"), "{out}");
 }
+
+/// `--no-pivot`: the host's /proc and /sys stay in the mount namespace under the chroot, and
+/// a fully visible procfs there would let a nested user namespace mount a fresh one (the
+/// kernel's mount_too_revealing check passes). runc hides those mounts before the chroot;
+/// so does rrun: the nested mount is refused.
+#[test]
+fn no_pivot_nested_userns_cannot_mount_procfs() {
+    let env = test_env!();
+    let mut spec = env.spec();
+    // A nested user namespace with its own pid namespace, as a container with CAP_SETFCAP
+    // (needed to map root, Linux 5.12) can make; with pivot_root it cannot mount a procfs.
+    set_script(
+        &mut spec,
+        "unshare -U -r -m -p -f sh -c 'mkdir -p /tmp/p; mount -t proc proc /tmp/p 2>/dev/null && echo mounted || echo refused'",
+    );
+    for set_name in ["bounding", "effective", "permitted"] {
+        spec["process"]["capabilities"][set_name]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SETFCAP"));
+    }
+    add_mount(
+        &mut spec,
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}),
+    );
+    env.write_bundle(&spec);
+    env.track_id(&env.id);
+    let bundle = env.bundle.to_str().unwrap().to_string();
+    for pivot in [&[][..], &["--no-pivot"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(pivot);
+        args.extend(["--bundle", &bundle, &env.id]);
+        let out = env.rt(&args);
+        out.ok();
+        assert_eq!(out.lines(), ["refused"], "{pivot:?}: {out}");
+    }
+    env.assert_clean();
+}
