@@ -271,7 +271,7 @@ t_update_memory() {
 }
 
 # update --memory -1 and --cpu-quota -1 lift the limits ("max"); --cpu-burst and --cpu-idle
-# reach cpu.max.burst and cpu.idle.
+# reach cpu.max.burst and cpu.idle; device rules in --resources are skipped.
 t_update_unlimited() {
 	mkbundle update_unlimited '["sleep","1000"]' \
 		"{\"memory\":{\"limit\":67108864},\"cpu\":{\"quota\":50000,\"period\":100000},\"devices\":[$DENY_ALL]}"
@@ -288,6 +288,13 @@ t_update_unlimited() {
 		rr update --cpu-idle 1 update_unlimited || die "update --cpu-idle 1 failed"
 		check_file "$d/cpu.idle" 1
 	fi
+	# Device rules in --resources (even an access "rwa") are accepted and skipped, as runc's
+	# update skips them; the rest of the JSON applies.
+	echo '{"devices":[{"allow":true,"type":"c","major":1,"minor":3,"access":"rwa"}],"pids":{"limit":31}}' \
+		>"$WORK/update_devices.json"
+	rr update --resources "$WORK/update_devices.json" update_unlimited ||
+		die "update --resources with device rules failed"
+	check_file "$d/pids.max" 31
 	return 0
 }
 

@@ -815,3 +815,23 @@ fn device_rules_in_config_order_and_kmsg_denied() {
     );
     env.assert_clean();
 }
+
+/// `update --resources` with device rules, even an access string like "rwa" the devices
+/// cgroup has no letter for, is accepted and leaves the device rules alone: runc's update has
+/// skipped devices since 1.0 (a running container's rules are never reset under it); the
+/// other resources in the same JSON are applied.
+#[test]
+fn update_accepts_and_skips_device_rules() {
+    let env = test_env!();
+    start_sleeper(&env, |_| {});
+    let before = read_v1(&env, "devices", "devices.list");
+    let res = json!({
+        "devices": [{"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwa"}],
+        "pids": {"limit": 31}
+    });
+    env.rt_input(&["update", "--resources", "-", &env.id], &res.to_string())
+        .ok();
+    assert_eq!(read_v1(&env, "pids", "pids.max"), "31");
+    assert_eq!(read_v1(&env, "devices", "devices.list"), before);
+    assert_eq!(env.status(), "running");
+}
