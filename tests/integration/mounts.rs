@@ -395,6 +395,16 @@ impl Drop for HostMount {
     }
 }
 
+/// A new user namespace mapping container root to host uid/gid 100000 (without the cgroupfs
+/// mount, which needs a cgroup namespace there).
+fn in_user_namespace(s: &mut serde_json::Value) {
+    add_namespace(s, json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    set(s, "/linux/uidMappings", map.clone());
+    set(s, "/linux/gidMappings", map);
+    remove_mount(s, "/sys/fs/cgroup");
+}
+
 /// The mountinfo options field (the 6th) of the mount at `dest`, from the container's own
 /// mountinfo printed by the script.
 fn mount_opts_of(out: &Out, dest: &str) -> String {
@@ -503,11 +513,7 @@ fn bind_mount_locked_flags_in_a_user_namespace() {
     .ok();
     let src = m.0.to_str().unwrap().to_string();
     let out = env.sh_ok("cat /proc/self/mountinfo", |s| {
-        add_namespace(s, json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        set(s, "/linux/uidMappings", map.clone());
-        set(s, "/linux/gidMappings", map);
-        remove_mount(s, "/sys/fs/cgroup");
+        in_user_namespace(s);
         add_mount(
             s,
             json!({"destination": "/mnt", "type": "bind", "source": src,
@@ -560,11 +566,7 @@ fn userns_bind_source_behind_a_private_dir() {
     host("chmod", &["700", private.to_str().unwrap()]);
     let src = inner.to_str().unwrap().to_string();
     let out = env.sh_ok("cat /mnt/f; grep ' /mnt ' /proc/self/mountinfo", |s| {
-        add_namespace(s, json!({"type": "user"}));
-        let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        set(s, "/linux/uidMappings", map.clone());
-        set(s, "/linux/gidMappings", map);
-        remove_mount(s, "/sys/fs/cgroup");
+        in_user_namespace(s);
         add_mount(
             s,
             json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
