@@ -529,13 +529,11 @@ fn new_api_declined(e: Errno) -> bool {
     )
 }
 
-/// What a bind mount binds: an O_PATH fd (of this mount namespace), a host path, or a
-/// detached tree made already (by the parent, see [`open_bind_trees`]).
+/// What a bind mount binds: an O_PATH fd (of this mount namespace), or a host path.
 #[derive(Clone, Copy)]
 enum BindSrc<'a> {
     Fd(&'a OwnedFd),
     Path(&'a str),
-    Tree(&'a OwnedFd),
 }
 
 /// Bind `src` onto `target`, then give the new mount `flags` (a bind remount's), the target
@@ -553,23 +551,6 @@ fn bind_fd(
     let tree = match src {
         BindSrc::Fd(fd) => sys::open_tree_clone(fd.as_raw_fd(), "", recursive),
         BindSrc::Path(p) => sys::open_tree_clone(libc::AT_FDCWD, p, recursive),
-        BindSrc::Tree(t) => {
-            // Made in another user namespace's mount namespace: attached first, then given
-            // its flags as a mount of ours (the locked ones kept, see remount_legacy).
-            sys::move_mount_onto(t, target).map_err(BindError::Bind)?;
-            if let Some(f) = flags {
-                let top = reopen().map_err(BindError::Reopen)?;
-                let (set, clear) = mount_attrs(f, cleared);
-                match sys::mount_setattr(&top, set, clear) {
-                    Ok(()) => {}
-                    Err(e) if new_api_declined(e) => {
-                        remount_legacy(&top, f, cleared).map_err(|e| BindError::Remount(f, e))?
-                    }
-                    Err(e) => return Err(BindError::Remount(f, e)),
-                }
-            }
-            return Ok(());
-        }
     };
     let tree = tree.and_then(|tree| {
         if let Some(f) = flags {
@@ -590,7 +571,7 @@ fn bind_fd(
         MsFlags::empty()
     };
     let source = match src {
-        BindSrc::Fd(fd) | BindSrc::Tree(fd) => fd_path(fd),
+        BindSrc::Fd(fd) => fd_path(fd),
         BindSrc::Path(p) => p.to_string(),
     };
     sys_mount(
@@ -669,27 +650,6 @@ pub struct Setup<'a> {
     pub cgroup: Option<&'a Cgroup>,
     pub cgroupns: bool,
     pub userns: bool,
-    /// Bind sources the parent opened as detached trees (`open_tree(OPEN_TREE_CLONE)`, with
-    /// the host's permissions) for a new user namespace, whose root may not reach them:
-    /// (mounts index, fd).
-    pub bind_trees: &'a [(usize, std::os::fd::RawFd)],
-}
-
-/// For a container with a new user namespace: each bind source outside the rootfs, opened by
-/// the parent as a detached tree (init, root only of its own namespace, may not be able to
-/// walk to it: a 0700 host dir). Sources inside the rootfs are left to init, in mount order
-/// (an earlier mount may make them). One that cannot be opened here is left to init too, for
-/// its own error.
-pub fn open_bind_trees(mounts: &[MountPlan], rootfs: &Path) -> Vec<(usize, OwnedFd)> {
-    mounts
-        .iter()
-        .filter(|m| m.bind && !Path::new(&m.source).starts_with(rootfs))
-        .filter_map(|m| {
-            sys::open_tree_clone(libc::AT_FDCWD, &m.source, m.flags.contains(MsFlags::MS_REC))
-                .ok()
-                .map(|t| (m.index, t))
-        })
-        .collect()
 }
 
 /// Make `/` private, bind the rootfs onto itself, return its fd.
@@ -744,29 +704,8 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         return mount_cgroup(root, m, s);
     }
     if m.bind {
-        let tree = s
-            .bind_trees
-            .iter()
-            .find(|(i, _)| *i == m.index)
-            .map(|(_, fd)| *fd);
-        let src = match tree {
-            // A copy of the parent's handle: the original is closed after the mounts.
-            Some(fd) => {
-                // SAFETY: F_DUPFD_CLOEXEC of an fd init keeps open until its mounts are done.
-                let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-                if d < 0 {
-                    bail!(
-                        "dup the bind source tree of {}: {}",
-                        m.source,
-                        Errno::last()
-                    );
-                }
-                // SAFETY: the new fd is ours alone.
-                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(d) }
-            }
-            None => sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
-                .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?,
-        };
+        let src = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
+            .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?;
         check_proc_bind(&m.dest, &src, &m.source)?;
         let st = nix::sys::stat::fstat(src.as_raw_fd())
             .map_err(|e| anyhow!("stat {}: {e}", m.source))?;
@@ -777,31 +716,13 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
             ensure_file(root, &m.dest)?
         };
         check_target_not_proc(root, &target, &m.dest, is_procfs(&src))?;
-        let mut rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
-        let mut cleared = m.cleared;
-        if tree.is_some() {
-            // The tree comes from the host's user namespace, where the kernel would lock the
-            // source's nosuid, nodev, noexec and read-only for a container: kept, as runc does.
-            let mut locked =
-                locked_flags(&src) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
-            if nix::sys::statvfs::fstatvfs(&src)
-                .is_ok_and(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-            {
-                locked |= MsFlags::MS_RDONLY;
-            }
-            rest |= locked;
-            cleared -= locked;
-        }
+        let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
         bind_fd(
-            if tree.is_some() {
-                BindSrc::Tree(&src)
-            } else {
-                BindSrc::Fd(&src)
-            },
+            BindSrc::Fd(&src),
             &target,
             m.flags.contains(MsFlags::MS_REC),
-            (!rest.is_empty() || !cleared.is_empty()).then_some(rest),
-            cleared,
+            (!rest.is_empty() || !m.cleared.is_empty()).then_some(rest),
+            m.cleared,
             &|| open_in_root(root, &m.dest, libc::O_PATH, 0),
         )
         .map_err(|e| anyhow!("{} onto {:?}: {e}", m.source, m.dest))?;

@@ -39,6 +39,8 @@ pub struct SchedAttr {
 }
 
 const SCHED_DEADLINE: u32 = 6;
+/// sizeof(struct sched_attr) without the utilization clamps.
+const SCHED_ATTR_SIZE_VER0: u32 = 48;
 
 fn err(path: &str, msg: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{path}: {msg}")
@@ -148,8 +150,15 @@ pub fn scheduler(s: &Scheduler, field: &str, has_cpuset: bool) -> Result<SchedAt
             F::SchedFlagUtilClampMax => 0x40,
         };
     }
+    // The utilization clamps (Linux 5.3) only when asked: an older kernel refuses the longer
+    // struct (E2BIG), and the first 48 bytes are the same.
+    let clamps = flags & (0x20 | 0x40) != 0;
     Ok(SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
+        size: if clamps {
+            std::mem::size_of::<SchedAttr>() as u32
+        } else {
+            SCHED_ATTR_SIZE_VER0
+        },
         policy,
         flags,
         nice,
@@ -268,7 +277,8 @@ impl SchedPlan {
                 .map_err(|e| anyhow!("linux.personality: personality({p:#x}): {e}"))?;
         }
         if let Some((mode, mask)) = &self.mempolicy {
-            let maxnode = mask.len() * libc::c_ulong::BITS as usize;
+            // The kernel reads maxnode - 1 bits (libnuma passes one more than it means).
+            let maxnode = mask.len() * libc::c_ulong::BITS as usize + 1;
             // SAFETY: set_mempolicy with a mask of `maxnode` bits (or none).
             let r = unsafe {
                 libc::syscall(
@@ -320,7 +330,8 @@ mod tests {
     fn scheduler_rules() {
         let a = sched(serde_json::json!({"policy": "SCHED_FIFO", "priority": 10})).unwrap();
         assert_eq!((a.policy, a.priority), (1, 10));
-        assert_eq!(a.size, 56);
+        assert_eq!(a.size, 48);
+        assert_eq!(std::mem::size_of::<SchedAttr>(), 56);
         let a = sched(serde_json::json!({"policy": "SCHED_OTHER", "nice": 5,
             "flags": ["SCHED_RESET_ON_FORK"]}))
         .unwrap();

@@ -288,9 +288,20 @@ pub fn plan(bundle: &Path, spec: Spec) -> Result<Plan> {
                 ));
             }
         }
-        crate::logging::debug(
-            "linux.namespaces: no mount namespace: the container stays in the host's mounts (chroot into root.path; mounts and devices are not used)",
-        );
+        let unused = !spec.mounts().as_deref().unwrap_or_default().is_empty()
+            || linux.devices().as_ref().is_some_and(|d| !d.is_empty())
+            || spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false)
+            || linux.rootfs_propagation().is_some();
+        let msg = "linux.namespaces: no mount namespace: the container stays in the host's mounts, chrooted into root.path; mounts, linux.devices, root.readonly and rootfsPropagation are not applied";
+        if unused {
+            crate::logging::warn(msg);
+        } else {
+            crate::logging::debug(msg);
+        }
     }
     let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
     if hostname.is_some() && !has(nix::sched::CloneFlags::CLONE_NEWUTS) {

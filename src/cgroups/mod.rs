@@ -894,33 +894,59 @@ impl Cgroup {
         }
     }
 
-    /// Signal every process of the cgroup (`kill --all`, and KILL without a pid namespace of
-    /// its own). KILL on v2 is one write to cgroup.kill (nested cgroups too); otherwise the
-    /// cgroup is frozen while it is signalled, so no fork escapes the list, and left frozen
-    /// only if it was (not after KILL, which a frozen task would not act on). Returns how
-    /// many processes were signalled.
+    /// Signal every process of the cgroup and its sub-cgroups (`kill --all`, and KILL without
+    /// a pid namespace of its own). KILL on v2 is one write to cgroup.kill (nested cgroups
+    /// too); otherwise the cgroup is frozen while it is signalled, so no fork escapes the
+    /// list, and left frozen only if it was (not after KILL, which a frozen task would not act
+    /// on). Returns how many processes were signalled.
     pub fn signal_all(&self, sig: i32) -> Result<usize> {
-        let pids = self.procs()?;
         if sig == libc::SIGKILL && self.mode == Mode::V2 {
             let f = self.hierarchies[0].dir.join("cgroup.kill");
             if std::fs::write(&f, "1").is_ok() {
-                return Ok(pids.len());
+                return Ok(self.all_procs().len());
             }
         }
         let was = self.is_frozen();
-        let can_freeze = sig != 0 && self.set_frozen(true).is_ok();
-        let pids = if can_freeze { self.procs()? } else { pids };
+        // A freeze that did not finish (tasks in D state) may still have been written: thaw
+        // whenever one was tried, so the container is never left paused by a kill.
+        let tried = sig != 0;
+        if tried {
+            // Best effort: signalling goes on without a freezer (v1 without the controller).
+            let _ = self.set_frozen(true);
+        }
         let mut n = 0;
-        for pid in pids {
+        for pid in self.all_procs() {
             // SAFETY: kill(2) with a pid read from the container's cgroup and a valid signal.
             if unsafe { libc::kill(pid, sig) } == 0 {
                 n += 1;
             }
         }
-        if can_freeze && (!was || sig == libc::SIGKILL) {
-            self.set_frozen(false)?;
+        if tried
+            && (!was || sig == libc::SIGKILL)
+            && let Err(e) = self.set_frozen(false)
+        {
+            crate::logging::warn(&format!("thaw after signalling the cgroup: {e:#}"));
         }
         Ok(n)
+    }
+
+    /// Every pid of the container's cgroup and of the sub-cgroups below it (`exec --cgroup`).
+    fn all_procs(&self) -> Vec<i32> {
+        fn walk(dir: &Path, out: &mut Vec<i32>) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.main_dir(), &mut out);
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     pub fn is_frozen(&self) -> bool {

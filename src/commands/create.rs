@@ -151,12 +151,6 @@ fn setup(
         crate::console::endpoints(plan.process.terminal, o.console_socket.as_deref())?;
     // init mounts the hierarchies as planned: its copy needs none of what `create` adds.
     let planned = cg.clone();
-    // A new user namespace's root may not reach a bind source on the host: opened here.
-    let bind_trees = if plan.ns.new.contains(nix::sched::CloneFlags::CLONE_NEWUSER) {
-        crate::rootfs::open_bind_trees(&plan.mounts, &plan.rootfs)
-    } else {
-        Vec::new()
-    };
     let opts = InitOpts {
         console: console.as_ref().map(|f| f.as_raw_fd()),
         id: &c.saved.id,
@@ -169,13 +163,8 @@ fn setup(
         no_new_keyring: o.no_new_keyring,
         extra_fds: n + o.preserve_fds,
         extra_env,
-        bind_trees: bind_trees
-            .iter()
-            .map(|(i, f)| (*i, f.as_raw_fd()))
-            .collect(),
     };
     let pending = process::start(&opts)?;
-    drop(bind_trees);
     if late {
         let t = crate::logging::phase("cgroup v1");
         let r = cg.create_part(res, &plan.devices, Part::Legacy);

@@ -192,10 +192,16 @@ pub fn run(root: &Path, a: &ExecArgs) -> Result<i32> {
     };
     if let Err(e) = tell() {
         // SAFETY: kill(2) and waitpid(2) on the process we just started (our child: we are
-        // its subreaper).
+        // its subreaper). Reaped when it is gone within a second; a frozen one (exec
+        // --ignore-paused) only dies once thawed, and is not waited for.
         unsafe {
             libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
+            for _ in 0..100 {
+                if libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) != 0 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         return Err(e);
     }

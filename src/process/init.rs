@@ -69,7 +69,6 @@ fn setup(
         keep.extend(o.err_file.map(|f| f.as_raw_fd()));
         keep.extend(o.console);
         keep.extend(ns_files.iter().map(|(_, f, _)| f.as_raw_fd()));
-        keep.extend(o.bind_trees.iter().map(|(_, fd)| *fd));
         keep.extend(crate::logging::pinned_fd());
         close_fds_except(3 + o.extra_fds, &keep);
     }
@@ -172,7 +171,6 @@ fn setup(
         cgroup: o.cgroup,
         cgroupns: plan.ns.owns(CloneFlags::CLONE_NEWCGROUP),
         userns,
-        bind_trees: &o.bind_trees,
     };
     // Before any of the container's mounts exist.
     let lsm_proc = lsm_proc_handle(&plan.process)?;
@@ -195,12 +193,6 @@ fn setup(
     if own_mounts {
         rootfs::do_mounts(&root, &s)?;
         rootfs::setup_dev(&root, &s)?;
-    }
-    for (_, fd) in &o.bind_trees {
-        // Mounted (or not needed): the parent's trees go before anything of the container's
-        // can run.
-        // SAFETY: closing fds inherited for the mounts, used by nothing else.
-        unsafe { libc::close(*fd) };
     }
     if plan.process.terminal {
         let sock = o

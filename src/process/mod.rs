@@ -37,9 +37,6 @@ pub struct InitOpts<'a> {
     pub extra_fds: u32,
     /// Environment added to process.env (LISTEN_FDS, LISTEN_PID).
     pub extra_env: Vec<String>,
-    /// Bind sources opened as detached trees by the parent (new user namespace): (mounts
-    /// index, fd), inherited through the clone.
-    pub bind_trees: Vec<(usize, std::os::fd::RawFd)>,
 }
 
 pub struct Spawned {

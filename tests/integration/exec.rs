@@ -610,6 +610,39 @@ fn exec_into_sub_cgroups() {
         a.extend([env.id.as_str(), "true"]);
         exec(&env, &a).failed().stderr_has_any(needles);
     }
+    // kill --all reaches the processes of the sub-cgroups too.
+    // (Detached: its stdio is /dev/null, not pipes the harness would wait on.)
+    let pid_file = env.dir.join("sub.pid");
+    let pf = pid_file.to_str().unwrap().to_string();
+    let st = env
+        .command(&[
+            "exec",
+            "-d",
+            "--cgroup",
+            "sub",
+            "--pid-file",
+            &pf,
+            &env.id,
+            "sleep",
+            "1001",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "exec -d --cgroup sub: {st}");
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    env.rt(&["kill", "--all", &env.id, "TERM"]).ok();
+    let ended = reap_if_child(pid, std::time::Duration::from_secs(10));
+    assert!(
+        ended.is_some(),
+        "the sub-cgroup's sleep {pid} outlived kill --all TERM"
+    );
     env.rt(&["delete", "--force", &env.id]).ok();
     env.wait_init();
     env.assert_clean();

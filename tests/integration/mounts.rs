@@ -553,31 +553,6 @@ fn dev_read_only_tmpfs() {
     env.assert_clean();
 }
 
-/// With a user namespace, a bind source the container's root cannot reach on the host (in
-/// a 0700 root-owned directory) is opened by the runtime before the namespace exists (runc's
-/// mount sources), and gets its options ("ro") once mounted.
-#[test]
-fn userns_bind_source_behind_a_private_dir() {
-    let env = test_env!();
-    let private = env.host_dir("private");
-    let inner = private.join("inner");
-    fs::create_dir_all(&inner).unwrap();
-    fs::write(inner.join("f"), "hidden\n").unwrap();
-    host("chmod", &["700", private.to_str().unwrap()]);
-    let src = inner.to_str().unwrap().to_string();
-    let out = env.sh_ok("cat /mnt/f; grep ' /mnt ' /proc/self/mountinfo", |s| {
-        in_user_namespace(s);
-        add_mount(
-            s,
-            json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
-        );
-    });
-    assert_eq!(out.lines()[0], "hidden", "{out}");
-    let o = mount_opts_of(&out, "/mnt");
-    assert!(o.starts_with("ro"), "/mnt: {o}");
-    env.assert_clean();
-}
-
 /// Mounts happen in order, and a bind source inside the rootfs is resolved when its turn
 /// comes: a tmpfs at /mnt, then a bind of the rootfs's /mnt (now that tmpfs) at /home.
 #[test]
