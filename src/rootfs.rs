@@ -650,6 +650,76 @@ pub struct Setup<'a> {
     pub cgroup: Option<&'a Cgroup>,
     pub cgroupns: bool,
     pub userns: bool,
+    /// Bind sources opened for init by the parent (see [`open_bind_sources`]): (mounts
+    /// index, O_PATH fd of a mount in init's own mount namespace).
+    pub bind_srcs: &'a [(usize, OwnedFd)],
+}
+
+/// Bind sources outside the rootfs, for a container with a new user namespace: its root may
+/// not reach them (a 0700 host dir). Sources inside the rootfs are left to init, in mount
+/// order (an earlier mount may make them).
+pub fn parent_opens_bind_sources(mounts: &[MountPlan], rootfs: &Path, new_userns: bool) -> bool {
+    new_userns && mounts.iter().any(|m| outside_rootfs_bind(m, rootfs))
+}
+
+fn outside_rootfs_bind(m: &MountPlan, rootfs: &Path) -> bool {
+    m.bind && !Path::new(&m.source).starts_with(rootfs)
+}
+
+/// runc's way to hand a user-namespaced init the bind sources it cannot reach: a helper
+/// process keeps the host's user namespace and credentials, joins init's mount namespace and
+/// opens each source there (O_PATH). The fds name mounts of init's own namespace, copies the
+/// kernel made with their flags locked, so init binds them as it binds any source. A source
+/// the helper cannot open is left out: init tries it itself, for its own error.
+pub fn open_bind_sources(
+    init_pid: i32,
+    mounts: &[MountPlan],
+    rootfs: &Path,
+) -> Result<Vec<(usize, OwnedFd)>> {
+    use crate::process::channel::ToInit;
+    let ns = std::fs::File::open(format!("/proc/{init_pid}/ns/mnt"))
+        .map_err(|e| anyhow!("open init's mount namespace: {}", sys::io_errno(&e)))?;
+    let (ours, theirs) = crate::process::channel::pair()?;
+    // SAFETY: rrun is single-threaded here; the child only makes syscalls and _exits.
+    match unsafe { nix::unistd::fork() }
+        .map_err(|e| anyhow!("fork the mount-source helper: {e}"))?
+    {
+        nix::unistd::ForkResult::Child => {
+            drop(ours);
+            let mut got: Vec<(usize, OwnedFd)> = Vec::new();
+            if nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).is_ok() {
+                for m in mounts.iter().filter(|m| outside_rootfs_bind(m, rootfs)) {
+                    if let Ok(fd) = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0) {
+                        got.push((m.index, fd));
+                    }
+                }
+            }
+            for chunk in got.chunks(crate::process::channel::MAX_FDS) {
+                let indices = chunk.iter().map(|(i, _)| *i).collect();
+                let fds: Vec<i32> = chunk.iter().map(|(_, f)| f.as_raw_fd()).collect();
+                let _ = theirs.send_fds(&ToInit::BindSources { indices }, &fds);
+            }
+            let _ = theirs.send(&ToInit::BindSourcesDone);
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(theirs);
+            let mut out = Vec::new();
+            let r = loop {
+                match ours.recv::<ToInit>() {
+                    Ok(Some(ToInit::BindSources { indices })) => {
+                        out.extend(indices.into_iter().zip(ours.take_fds()));
+                    }
+                    Ok(Some(ToInit::BindSourcesDone)) | Ok(None) => break Ok(()),
+                    Ok(Some(other)) => break Err(anyhow!("mount-source helper sent {other:?}")),
+                    Err(e) => break Err(e.context("mount-source helper")),
+                }
+            };
+            let _ = nix::sys::wait::waitpid(child, None);
+            r.map(|()| out)
+        }
+    }
 }
 
 /// Make `/` private, bind the rootfs onto itself, return its fd.
@@ -704,8 +774,14 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         return mount_cgroup(root, m, s);
     }
     if m.bind {
-        let src = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
-            .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?;
+        let opened = s.bind_srcs.iter().find(|(i, _)| *i == m.index);
+        let src = match opened {
+            Some((_, fd)) => fd.try_clone().map_err(|e| {
+                anyhow!("dup the bind source of {}: {}", m.source, sys::io_errno(&e))
+            })?,
+            None => sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
+                .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?,
+        };
         check_proc_bind(&m.dest, &src, &m.source)?;
         let st = nix::sys::stat::fstat(src.as_raw_fd())
             .map_err(|e| anyhow!("stat {}: {e}", m.source))?;

@@ -32,6 +32,12 @@ pub enum ToInit {
     HooksDone {
         pid: i32,
     },
+    /// Bind sources opened in init's mount namespace from the host's user namespace (see
+    /// rootfs::open_bind_sources): the `mounts` indices, fds attached in the same order.
+    BindSources {
+        indices: Vec<usize>,
+    },
+    BindSourcesDone,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,6 +47,8 @@ pub enum ToParent {
         pid: i32,
     },
     RunHooks,
+    /// Init is about to mount, in a new user namespace: it wants the bind sources.
+    NeedBindSources,
     /// Sent with the seccomp notify listener fd attached (SCM_RIGHTS).
     SeccompListener,
     Ready,

@@ -162,6 +162,25 @@ fn setup(
             .context("process.oomScoreAdj")?;
     }
 
+    // A new user namespace's root may not reach a bind source on the host: the parent opens
+    // them from inside this mount namespace (rootfs::open_bind_sources).
+    let mut bind_srcs = Vec::new();
+    if rootfs::parent_opens_bind_sources(
+        &plan.mounts,
+        &plan.rootfs,
+        plan.ns.new.contains(CloneFlags::CLONE_NEWUSER),
+    ) {
+        chan.send(&ToParent::NeedBindSources)?;
+        loop {
+            match chan.recv::<ToInit>()? {
+                Some(ToInit::BindSources { indices }) => {
+                    bind_srcs.extend(indices.into_iter().zip(chan.take_fds()));
+                }
+                Some(ToInit::BindSourcesDone) => break,
+                other => bail!("init channel: expected BindSources, got {other:?}"),
+            }
+        }
+    }
     // The root filesystem, all before pivot_root.
     let s = Setup {
         rootfs: &plan.rootfs,
@@ -171,6 +190,7 @@ fn setup(
         cgroup: o.cgroup,
         cgroupns: plan.ns.owns(CloneFlags::CLONE_NEWCGROUP),
         userns,
+        bind_srcs: &bind_srcs,
     };
     // Before any of the container's mounts exist.
     let lsm_proc = lsm_proc_handle(&plan.process)?;
@@ -194,6 +214,8 @@ fn setup(
         rootfs::do_mounts(&root, &s)?;
         rootfs::setup_dev(&root, &s)?;
     }
+    // Host mounts' handles: gone before anything of the container's can run.
+    drop(bind_srcs);
     if plan.process.terminal {
         let sock = o
             .console

@@ -236,6 +236,20 @@ impl Pending<'_, '_> {
                     // The intermediate process exits once it has forked init.
                     let _ = waitpid(Pid::from_raw(pid), None);
                 }
+                Some(ToParent::NeedBindSources) => {
+                    let _t = crate::logging::phase("bind sources");
+                    let got =
+                        crate::rootfs::open_bind_sources(init_pid, &plan.mounts, &plan.rootfs)?;
+                    for chunk in got.chunks(channel::MAX_FDS) {
+                        let indices = chunk.iter().map(|(i, _)| *i).collect();
+                        let fds: Vec<i32> = chunk
+                            .iter()
+                            .map(|(_, f)| std::os::fd::AsRawFd::as_raw_fd(f))
+                            .collect();
+                        parent.send_fds(&ToInit::BindSources { indices }, &fds)?;
+                    }
+                    parent.send(&ToInit::BindSourcesDone)?;
+                }
                 Some(ToParent::RunHooks) => {
                     let hooks = plan.hooks.as_ref();
                     let state = crate::hooks::state_json(

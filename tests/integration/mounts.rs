@@ -573,3 +573,56 @@ fn bind_source_inside_the_rootfs_after_earlier_mounts() {
     assert_eq!(out.lines(), ["made-in-tmpfs"], "{out}");
     env.assert_clean();
 }
+
+/// With a user namespace, a bind source the container's root cannot reach on the host (in a
+/// 0700 root-owned directory) is opened for it from its own mount namespace by a helper that
+/// keeps the host's credentials (runc's way), and gets its options ("ro") once mounted. The
+/// mount is the kernel's locked copy: a source read-only on the host cannot be remounted
+/// read-write from inside, even with CAP_SYS_ADMIN in the container's user namespace.
+#[test]
+fn userns_bind_source_behind_a_private_dir() {
+    let env = test_env!();
+    let private = env.host_dir("private");
+    let inner = private.join("inner");
+    fs::create_dir_all(&inner).unwrap();
+    fs::write(inner.join("f"), "hidden\n").unwrap();
+    host("chmod", &["700", private.to_str().unwrap()]);
+    let ro = HostMount::tmpfs(private.join("ro"));
+    fs::write(ro.0.join("g"), "host-ro\n").unwrap();
+    host("mount", &["-o", "remount,bind,ro", ro.0.to_str().unwrap()]).ok();
+    let (src, ro_src) = (
+        inner.to_str().unwrap().to_string(),
+        ro.0.to_str().unwrap().to_string(),
+    );
+    let out = env.sh_ok(
+        "cat /mnt/f /home/g; grep ' /mnt ' /proc/self/mountinfo; mount -o remount,bind,rw /home 2>/dev/null && echo home-rw || echo home-stays-ro",
+        |s| {
+            in_user_namespace(s);
+            for set_name in ["bounding", "effective", "permitted"] {
+                s["process"]["capabilities"][set_name]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!("CAP_SYS_ADMIN"));
+            }
+            add_mount(
+                s,
+                json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+            );
+            add_mount(
+                s,
+                json!({"destination": "/home", "type": "bind", "source": ro_src, "options": ["bind"]}),
+            );
+        },
+    );
+    let lines = out.lines();
+    assert_eq!(&lines[..2], ["hidden", "host-ro"], "{out}");
+    let o = mount_opts_of(&out, "/mnt");
+    assert!(o.starts_with("ro"), "/mnt: {o}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("home-stays-ro"),
+        "{out}"
+    );
+    drop(ro);
+    env.assert_clean();
+}
