@@ -78,7 +78,7 @@ pub fn scheduler(s: &Scheduler, field: &str, has_cpuset: bool) -> Result<SchedAt
         P::SchedBatch => 3,
         P::SchedIso => bail!(err(
             &format!("{path}.policy"),
-            "SCHED_ISO is not implemented by Linux"
+            "SCHED_ISO does not exist in Linux (the patch was never merged): use SCHED_OTHER, SCHED_BATCH or SCHED_IDLE"
         )),
         P::SchedIdle => 5,
         P::SchedDeadline => SCHED_DEADLINE,
