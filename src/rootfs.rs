@@ -677,8 +677,12 @@ pub fn open_bind_sources(
     rootfs: &Path,
 ) -> Result<Vec<(usize, OwnedFd)>> {
     use crate::process::channel::ToInit;
-    let ns = std::fs::File::open(format!("/proc/{init_pid}/ns/mnt"))
-        .map_err(|e| anyhow!("open init's mount namespace: {}", sys::io_errno(&e)))?;
+    let ns = std::fs::File::open(format!("/proc/{init_pid}/ns/mnt")).map_err(|e| {
+        anyhow!(
+            "open init's mount namespace /proc/{init_pid}/ns/mnt: {}",
+            sys::io_errno(&e)
+        )
+    })?;
     let (ours, theirs) = crate::process::channel::pair()?;
     // SAFETY: rrun is single-threaded here; the child only makes syscalls and _exits.
     match unsafe { nix::unistd::fork() }
@@ -774,15 +778,17 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         return mount_cgroup(root, m, s);
     }
     if m.bind {
-        let opened = s.bind_srcs.iter().find(|(i, _)| *i == m.index);
-        let src = match opened {
-            Some((_, fd)) => fd.try_clone().map_err(|e| {
-                anyhow!("dup the bind source of {}: {}", m.source, sys::io_errno(&e))
-            })?,
-            None => sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
-                .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?,
+        // One the parent opened for init (user namespaces), else opened here.
+        let own;
+        let src = match s.bind_srcs.iter().find(|(i, _)| *i == m.index) {
+            Some((_, fd)) => fd,
+            None => {
+                own = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
+                    .map_err(|e| anyhow!("open bind source {}: {e}", m.source))?;
+                &own
+            }
         };
-        check_proc_bind(&m.dest, &src, &m.source)?;
+        check_proc_bind(&m.dest, src, &m.source)?;
         let st = nix::sys::stat::fstat(src.as_raw_fd())
             .map_err(|e| anyhow!("stat {}: {e}", m.source))?;
         let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
@@ -791,10 +797,10 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         } else {
             ensure_file(root, &m.dest)?
         };
-        check_target_not_proc(root, &target, &m.dest, is_procfs(&src))?;
+        check_target_not_proc(root, &target, &m.dest, is_procfs(src))?;
         let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT;
         bind_fd(
-            BindSrc::Fd(&src),
+            BindSrc::Fd(src),
             &target,
             m.flags.contains(MsFlags::MS_REC),
             (!rest.is_empty() || !m.cleared.is_empty()).then_some(rest),

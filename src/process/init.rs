@@ -344,10 +344,16 @@ fn setup(
     // A hook without its own `env` gets the process's (runc), and runs from the root.
     let starting = hook_state.replace("\"creating\"", "\"created\"");
     let e = match prep.install_late().and_then(|()| {
-        let env = prep.env();
+        let start_hooks = hooks.and_then(|h| h.start_container().as_ref());
+        // The environment is rebuilt as strings only for a container that has such hooks.
+        let env = if start_hooks.is_some_and(|l| !l.is_empty()) {
+            prep.env()
+        } else {
+            Vec::new()
+        };
         crate::hooks::run_all(
             "startContainer",
-            hooks.and_then(|h| h.start_container().as_ref()),
+            start_hooks,
             &starting,
             crate::hooks::Ctx {
                 env: Some(&env),
