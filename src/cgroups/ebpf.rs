@@ -263,6 +263,56 @@ fn emulate(rules: &[LinuxDeviceCgroup]) -> Result<Policy> {
     Ok(p)
 }
 
+/// The rules as systemd's `DevicePolicy=` and `DeviceAllow=` properties, for a unit that
+/// must agree with the container's own device program: a default-deny rule set becomes
+/// `strict` with one entry per allowed exception (`/dev/char/M:N`, `char-<driver>` for a whole
+/// major, named in `/proc/devices`, `char-*` for all); a default-allow one, or an exception
+/// systemd has no words for, becomes `auto` with no entries: systemd then installs no filter
+/// and the container's own program (attached after, replacing systemd's) is the only one.
+pub fn systemd_policy(
+    rules: &[LinuxDeviceCgroup],
+    proc_devices: &str,
+) -> Result<(&'static str, Vec<(String, String)>)> {
+    let p = emulate(rules)?;
+    if p.default_allow {
+        return Ok(("auto", Vec::new()));
+    }
+    let driver = |kind: u32, major: i64| -> Option<String> {
+        let section = if kind == DEV_BLOCK {
+            "Block devices:"
+        } else {
+            "Character devices:"
+        };
+        let mut on = false;
+        for l in proc_devices.lines() {
+            if l.ends_with(':') {
+                on = l.trim() == section;
+                continue;
+            }
+            let mut f = l.split_whitespace();
+            if on && f.next()?.parse::<i64>().ok()? == major {
+                return f.next().map(String::from);
+            }
+        }
+        None
+    };
+    let mut allow = Vec::new();
+    for (k, bits) in &p.exceptions {
+        let kind = if k.kind == DEV_BLOCK { "block" } else { "char" };
+        let what = match (k.major, k.minor) {
+            (WILDCARD, WILDCARD) => format!("{kind}-*"),
+            (WILDCARD, _) => return Ok(("auto", Vec::new())),
+            (m, WILDCARD) => match driver(k.kind, m) {
+                Some(name) => format!("{kind}-{name}"),
+                None => return Ok(("auto", Vec::new())),
+            },
+            (m, n) => format!("/dev/{kind}/{m}:{n}"),
+        };
+        allow.push((what, access_string(*bits)));
+    }
+    Ok(("strict", allow))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Code generation.
 // ---------------------------------------------------------------------------------------------

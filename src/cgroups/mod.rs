@@ -5,6 +5,7 @@
 pub mod ebpf;
 pub mod owned;
 mod stats;
+pub mod systemd;
 pub mod v1;
 pub mod v2;
 
@@ -52,6 +53,13 @@ pub struct Cgroup {
     /// Where `create` records each dir before making it (see [`owned`]).
     #[serde(skip)]
     journal: Option<std::sync::Arc<owned::Journal>>,
+    /// The systemd scope this container's cgroup is (`--systemd-cgroup`), once rrun has
+    /// started it: `delete` stops it, `update` sets its properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
+    /// The scope `create` is to start around init (planned, not yet started).
+    #[serde(skip)]
+    want_unit: Option<systemd::Unit>,
 }
 
 /// Walks of a hierarchy `create` tries when a shared parent vanishes under it.
@@ -403,7 +411,7 @@ impl Cgroup {
         let path = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
         if path.contains(':') && !path.starts_with('/') {
             bail!(
-                "config.json: linux.cgroupsPath: {path:?} looks like a systemd slice path; rrun manages cgroupfs directly: use a path"
+                "config.json: linux.cgroupsPath: {path:?} looks like a systemd slice:prefix:name path: pass --systemd-cgroup to have systemd make the cgroup, or give a cgroupfs path"
             );
         }
         let own = own_cgroups(own);
@@ -488,7 +496,107 @@ impl Cgroup {
             created: Vec::new(),
             dir_fds: Vec::new(),
             journal: None,
+            systemd: None,
+            want_unit: None,
         })
+    }
+
+    /// The systemd driver's plan (`--systemd-cgroup`): the scope `slice:prefix:name` names,
+    /// whose cgroup systemd makes around init once it is cloned ([`Cgroup::start_unit`]).
+    pub fn plan_systemd(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup> {
+        if !systemd::running() {
+            return Err(systemd::not_running());
+        }
+        let unit = systemd::parse_path(cgroups_path, id)?;
+        let mode = detect();
+        if mode != Mode::V2 {
+            bail!(
+                "--systemd-cgroup: this host's cgroups are {} (not the unified cgroup v2 \
+                 hierarchy); rrun's systemd driver works on cgroup v2 hosts: run without \
+                 --systemd-cgroup (rrun then manages cgroupfs itself)",
+                if mode == Mode::V1 {
+                    "v1"
+                } else {
+                    "hybrid v1/v2"
+                }
+            );
+        }
+        let mut cg = Self::plan(Some(&systemd::cgroup_of(&unit)), id)?;
+        cg.want_unit = Some(unit);
+        Ok(cg)
+    }
+
+    /// Whether systemd makes this cgroup (and moves init into it): nothing to make or enter
+    /// before the clone.
+    pub fn by_systemd(&self) -> bool {
+        self.want_unit.is_some() || self.systemd.is_some()
+    }
+
+    /// Start the planned scope around `pid` with the limits systemd owns as its properties
+    /// (and `org.systemd.property.*` annotations), then write the rest to its files and load
+    /// the device filter, as runc's systemd driver does.
+    pub fn start_unit(
+        &mut self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+        devices: &[crate::rootfs::DevicePlan],
+        annotations: &std::collections::BTreeMap<String, String>,
+        id: &str,
+    ) -> Result<()> {
+        let Some(unit) = self.want_unit.clone() else {
+            bail!("no systemd unit planned for this cgroup");
+        };
+        let mut res = resources.cloned().unwrap_or_default();
+        add_default_devices(&mut res, devices);
+        let writes = v2::writes(&res)?;
+        v2::check_controllers(
+            &res,
+            &self.hierarchies[0]
+                .controllers
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )?;
+        let mut props = systemd::resource_properties(&writes)?;
+        let rules = res.devices().clone().unwrap_or_default();
+        props.extend(systemd::device_properties(&rules).context("linux.resources.devices")?);
+        props.extend(systemd::annotation_properties(annotations)?);
+        systemd::start(&unit, pid, &format!("rrun container {id}"), props)?;
+        self.systemd = Some(unit.clone());
+        if let Some(j) = &self.journal {
+            j.record_unit(&unit)?;
+            j.record(owned::Kind::Leaf, [self.hierarchies[0].dir.as_path()])?;
+        }
+        let dir = &self.hierarchies[0].dir;
+        let fd: std::os::fd::OwnedFd = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(dir)
+                .map_err(|e| {
+                    anyhow!(
+                        "open cgroup {} of unit {}: {}",
+                        dir.display(),
+                        unit.name,
+                        crate::sys::io_errno(&e)
+                    )
+                })?
+                .into()
+        };
+        self.dir_fds = vec![Some(std::sync::Arc::new(fd))];
+        self.apply(&res)?;
+        ebpf::apply(dir, &rules).context("linux.resources.devices")?;
+        Ok(())
+    }
+
+    /// `update`: the unit's properties first (they outlive a daemon-reload), then the files.
+    pub fn update(&self, res: &LinuxResources) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            let props = systemd::resource_properties(&v2::writes(res)?)?;
+            systemd::set(unit, props)?;
+        }
+        self.apply(res)
     }
 
     fn find(&self, controller: &str) -> Option<&Hierarchy> {
@@ -1008,6 +1116,33 @@ impl Cgroup {
     /// EBUSY) and the parents this container created, never one it did not. `also` adds what
     /// the create's record names (a create killed before it saved its `created` list).
     pub fn destroy(&self, also: &owned::Owned) -> Result<()> {
+        let mut units: Vec<&systemd::Unit> = also.units.iter().collect();
+        if let Some(u) = &self.systemd
+            && !units.contains(&u)
+        {
+            units.push(u);
+        }
+        if !units.is_empty() {
+            // Killed first (a stop would send SIGTERM and wait for what ignores it), then
+            // the units stopped and reset, then whatever dir systemd left.
+            let dirs: Vec<PathBuf> = units
+                .iter()
+                .map(|u| join_under(&self.hierarchies[0].mount, &systemd::cgroup_of(u)))
+                .collect();
+            let r = owned::remove(&dirs, &[]);
+            let mut first = r.err();
+            for u in &units {
+                if let Err(e) = systemd::stop(u) {
+                    first.get_or_insert(e);
+                }
+            }
+            if let Err(e) = owned::remove(&dirs, &[]) {
+                first.get_or_insert(e);
+            }
+            if let Some(e) = first {
+                return Err(e);
+            }
+        }
         let mut leaves: Vec<PathBuf> = self
             .hierarchies
             .iter()

@@ -28,6 +28,9 @@ pub enum Kind {
     Existed,
 }
 
+/// A systemd unit's record: `unit\t<slice>:<name>` (after systemd started it).
+const UNIT: &str = "unit";
+
 impl Kind {
     fn name(self) -> &'static str {
         match self {
@@ -52,6 +55,18 @@ impl Journal {
         let file = crate::util::create_new(&path, 0o600, true)
             .map_err(|e| anyhow!("create {}: {}", path.display(), crate::sys::io_errno(&e)))?;
         Ok(Journal { file, path })
+    }
+
+    /// Record the systemd unit systemd has just started for the container.
+    pub fn record_unit(&self, unit: &super::systemd::Unit) -> Result<()> {
+        let rec = format!("{UNIT}\t{}:{}\0", unit.slice, unit.name);
+        (&self.file).write_all(rec.as_bytes()).map_err(|e| {
+            anyhow!(
+                "record the systemd unit in {}: {}",
+                self.path.display(),
+                crate::sys::io_errno(&e)
+            )
+        })
     }
 
     /// Append one record per dir, all in one write.
@@ -81,6 +96,8 @@ impl Journal {
 pub struct Owned {
     pub leaves: Vec<PathBuf>,
     pub parents: Vec<PathBuf>,
+    /// systemd units started for the container (`--systemd-cgroup`).
+    pub units: Vec<super::systemd::Unit>,
 }
 
 /// Parse a record; a torn last record (a crash inside the write) and unknown kinds are skipped.
@@ -96,6 +113,23 @@ pub fn parse(data: &[u8]) -> Owned {
         let Some(tab) = rec.iter().position(|&b| b == b'\t') else {
             continue;
         };
+        if &rec[..tab] == UNIT.as_bytes() {
+            let text = String::from_utf8_lossy(&rec[tab + 1..]);
+            if let Some((slice, name)) = text.split_once(':')
+                && let Ok(u) = super::systemd::parse_path(Some(&format!("{slice}::{name}")), "")
+                && u.name == format!("{name}.scope")
+                && !o.units.contains(&super::systemd::Unit {
+                    name: name.to_string(),
+                    slice: slice.to_string(),
+                })
+            {
+                o.units.push(super::systemd::Unit {
+                    name: name.to_string(),
+                    slice: slice.to_string(),
+                });
+            }
+            continue;
+        }
         let path = PathBuf::from(std::ffi::OsString::from_vec(rec[tab + 1..].to_vec()));
         // Only absolute paths under the cgroup root are ever acted on.
         if !path.starts_with(super::CGROUP_ROOT)
@@ -155,6 +189,18 @@ pub fn remove(leaves: &[PathBuf], parents: &[PathBuf]) -> Result<()> {
     for p in ps {
         // A shared parent stays while siblings use it.
         let _ = std::fs::remove_dir(p);
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// All a record names: the dirs as [`remove`] does (a unit's scope is one of its leaves, so
+/// its processes are killed first), then the systemd units stopped and reset.
+pub fn remove_owned(o: &Owned) -> Result<()> {
+    let mut first = remove(&o.leaves, &o.parents).err();
+    for u in &o.units {
+        if let Err(e) = super::systemd::stop(u) {
+            first.get_or_insert(e);
+        }
     }
     first.map_or(Ok(()), Err)
 }
@@ -223,7 +269,8 @@ mod tests {
             read(&dir),
             Owned {
                 leaves: vec![a.into()],
-                parents: vec![p.into()]
+                parents: vec![p.into()],
+                units: vec![],
             }
         );
         // A crash inside the last write: that record is not taken.

@@ -118,19 +118,28 @@ fn setup(
     // v1 hierarchies and the limits after it, while init makes its namespaces (not with a
     // user namespace: that path keeps the cgroup first). v2: all of it first.
     let t = crate::logging::phase("cgroup");
-    let mut cg = Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?;
+    let mut cg = if crate::cgroups::systemd::requested() {
+        Cgroup::plan_systemd(plan.cgroups_path.as_deref(), &c.saved.id)?
+    } else {
+        Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?
+    };
     // Every dir is recorded before it is made: a create killed anywhere leaves `delete
     // --force` what it needs, with or without a state.json.
     cg.set_journal(crate::cgroups::owned::Journal::create(&c.dir)?);
-    let late = cg.split_create() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER);
+    // systemd: the scope is started around init after the clone, before init goes on.
+    let by_systemd = cg.by_systemd();
+    let late =
+        !by_systemd && cg.split_create() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER);
     let res = plan.resources.as_ref();
     {
         // Known to the cleanup path (in memory) before the dirs exist.
         c.saved.cgroup = Some(cg.clone());
-        let part = if late { Part::Unified } else { Part::All };
-        let r = cg.create_part(res, &plan.devices, part);
-        c.saved.cgroup = Some(cg.clone());
-        r?;
+        if !by_systemd {
+            let part = if late { Part::Unified } else { Part::All };
+            let r = cg.create_part(res, &plan.devices, part);
+            c.saved.cgroup = Some(cg.clone());
+            r?;
+        }
     }
     drop(t);
     if !late {
@@ -164,7 +173,22 @@ fn setup(
         extra_fds: n + o.preserve_fds,
         extra_env,
     };
-    let pending = process::start(&opts)?;
+    let pending = process::spawn(&opts)?;
+    if by_systemd {
+        let t = crate::logging::phase("systemd scope");
+        let r = cg.start_unit(
+            pending.pid(),
+            res,
+            &plan.devices,
+            &plan.annotations,
+            &c.saved.id,
+        );
+        c.saved.cgroup = Some(cg.clone());
+        r?;
+        drop(t);
+        c.save()?;
+    }
+    pending.go()?;
     if late {
         let t = crate::logging::phase("cgroup v1");
         let r = cg.create_part(res, &plan.devices, Part::Legacy);

@@ -58,7 +58,7 @@ fn recover(dir: &Path, lock: crate::state::Lock, why: &anyhow::Error) -> Result<
         ));
     }
     let o = owned::read(dir);
-    owned::remove(&o.leaves, &o.parents)
+    owned::remove_owned(&o)
         .with_context(|| format!("the state dir {} stays for a retry", dir.display()))?;
     std::fs::remove_dir_all(dir).with_context(|| format!("remove state dir {}", dir.display()))?;
     drop(lock);
@@ -102,7 +102,7 @@ pub fn destroy(c: Container) -> Result<()> {
     };
     let res = match &c.saved.cgroup {
         Some(cg) => cg.destroy(&also),
-        None => owned::remove(&also.leaves, &also.parents),
+        None => owned::remove_owned(&also),
     };
     res.with_context(|| format!("the state dir {} stays for a retry", c.dir.display()))?;
     c.remove()

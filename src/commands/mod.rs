@@ -28,6 +28,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         bail!("no command given: see rrun --help");
     };
     let root = root(cli);
+    crate::cgroups::systemd::set_requested(cli.systemd_cgroup);
     match cmd {
         Cmd::Spec(a) => {
             spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0)

@@ -145,7 +145,7 @@ pub fn run(root: &Path, a: &UpdateArgs) -> Result<()> {
             );
         }
     }
-    cg.apply(&r)
+    cg.update(&r)
 }
 
 #[cfg(test)]

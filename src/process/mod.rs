@@ -140,9 +140,10 @@ pub struct Pending<'a, 'o> {
     _t: Option<crate::logging::Phase>,
 }
 
-/// Clone init and let it go; [`Pending::ready`] drives it the rest of the way. In between
-/// the caller may make the v1 cgroup and send it ([`InitOpts::cgroup_late`]).
-pub fn start<'a, 'o>(o: &'o InitOpts<'a>) -> Result<Pending<'a, 'o>> {
+/// Clone init, which waits until [`Pending::go`]; [`Pending::ready`] drives it the rest of
+/// the way. In between the caller may put init in a systemd scope, or (after `go`) make the
+/// v1 cgroup and send it ([`InitOpts::cgroup_late`]).
+pub fn spawn<'a, 'o>(o: &'o InitOpts<'a>) -> Result<Pending<'a, 'o>> {
     let plan = o.plan;
     let ns_files = crate::namespaces::open_joins(&plan.ns)?;
     let offsets = plan.time_offsets.is_some();
@@ -163,7 +164,12 @@ pub fn start<'a, 'o>(o: &'o InitOpts<'a>) -> Result<Pending<'a, 'o>> {
     } else {
         crate::cgroups::Part::All
     };
-    let entry = o.cgroup.map(|c| c.entry(part)).transpose()?;
+    // A systemd scope is made around init once it exists (the caller, before `go`).
+    let entry = o
+        .cgroup
+        .filter(|c| !c.by_systemd())
+        .map(|c| c.entry(part))
+        .transpose()?;
     let pid = clone3_into(now, entry.as_ref().and_then(|e| e.v2_dir.as_ref()))?;
     if pid == 0 {
         drop(parent);
@@ -180,7 +186,6 @@ pub fn start<'a, 'o>(o: &'o InitOpts<'a>) -> Result<Pending<'a, 'o>> {
     if now.contains(CloneFlags::CLONE_NEWUSER) {
         write_maps(pid, plan)?;
     }
-    parent.send(&ToInit::Go)?;
     Ok(Pending {
         o,
         parent,
@@ -191,6 +196,16 @@ pub fn start<'a, 'o>(o: &'o InitOpts<'a>) -> Result<Pending<'a, 'o>> {
 }
 
 impl Pending<'_, '_> {
+    /// The cloned init's pid (on the host), before it is let go.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Let init go on: until now it waits, in rrun's cgroup and namespaces only.
+    pub fn go(&self) -> Result<()> {
+        self.parent.send(&ToInit::Go)
+    }
+
     /// Send init the `tasks` files of its v1 cgroup (made after the clone).
     pub fn send_cgroup(&self, e: &crate::cgroups::Entry) -> Result<()> {
         let (fds, tasks) = e.tasks();

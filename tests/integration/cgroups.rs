@@ -835,3 +835,31 @@ fn update_accepts_and_skips_device_rules() {
     assert_eq!(read_v1(&env, "devices", "devices.list"), before);
     assert_eq!(env.status(), "running");
 }
+
+/// `--systemd-cgroup` where systemd does not run (this host; runc refuses it too): a clear
+/// error that says so, and nothing left behind. With systemd the driver is tested in the
+/// systemd guest (`make test-systemd`).
+#[test]
+fn systemd_cgroup_without_systemd_is_refused() {
+    let env = test_env!();
+    if Path::new("/run/systemd/system").is_dir() {
+        eprintln!("SKIPPED {}: systemd runs here", env.name);
+        return;
+    }
+    let mut spec = env.spec();
+    set(
+        &mut spec,
+        "/linux/cgroupsPath",
+        json!(format!("system.slice:rrun-test:{}", env.id)),
+    );
+    env.write_bundle(&spec);
+    env.track_id(&env.id);
+    let bundle = env.bundle.to_str().unwrap().to_string();
+    let out = env.rt(&["--systemd-cgroup", "create", "--bundle", &bundle, &env.id]);
+    out.failed().stderr_has_any(&[
+        "systemd is not running",
+        "systemd support for managing cgroups is not available",
+    ]);
+    env.rt(&["state", &env.id]).failed();
+    env.assert_clean();
+}
