@@ -25,7 +25,9 @@ demo: build bundles
 test: test-unit test-integration test-seccomp
 
 # Tests build without the static-pie flags (they would also reach proc-macros without --target).
+# The D-Bus client of the systemd driver is tested against a private dbus-daemon.
 test-unit:
+	@test -x /usr/bin/dbus-daemon || bash -c '. scripts/apt.sh && apt_install dbus-daemon'
 	env -u RUSTFLAGS cargo test --bins
 
 # Integration tests need root and real containers. RUNTIME=/usr/sbin/runc runs them against runc.
