@@ -115,18 +115,10 @@ pub fn parse(data: &[u8]) -> Owned {
         };
         if &rec[..tab] == UNIT.as_bytes() {
             let text = String::from_utf8_lossy(&rec[tab + 1..]);
-            if let Some((slice, name)) = text.split_once(':')
-                && let Ok(u) = super::systemd::parse_path(Some(&format!("{slice}::{name}")), "")
-                && u.name == format!("{name}.scope")
-                && !o.units.contains(&super::systemd::Unit {
-                    name: name.to_string(),
-                    slice: slice.to_string(),
-                })
+            if let Some(u) = super::systemd::unit_from_record(&text)
+                && !o.units.contains(&u)
             {
-                o.units.push(super::systemd::Unit {
-                    name: name.to_string(),
-                    slice: slice.to_string(),
-                });
+                o.units.push(u);
             }
             continue;
         }
@@ -277,6 +269,30 @@ mod tests {
         data.extend_from_slice(b"leaf\t/sys/fs/cgroup/cpu/t/");
         assert_eq!(parse(&data).leaves, vec![PathBuf::from(a)]);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unit_records() {
+        let data = b"unit\tsystem.slice:docker-abc.scope\0unit\tsystem.slice:docker-abc.scope\0unit\tbad:x.scope\0unit\tsystem.slice:../x.scope\0unit\ta-b.slice:-c.scope\0leaf\t/sys/fs/cgroup/system.slice/docker-abc.scope\0";
+        let o = parse(data);
+        let names: Vec<(&str, &str)> = o
+            .units
+            .iter()
+            .map(|u| (u.slice.as_str(), u.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("system.slice", "docker-abc.scope"),
+                ("a-b.slice", "-c.scope")
+            ]
+        );
+        assert_eq!(
+            o.leaves,
+            vec![PathBuf::from(
+                "/sys/fs/cgroup/system.slice/docker-abc.scope"
+            )]
+        );
     }
 
     #[test]

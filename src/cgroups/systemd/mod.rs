@@ -65,7 +65,8 @@ fn check_unit_part(what: &str, s: &str, path: &str) -> Result<()> {
 }
 
 /// runc's `slice:prefix:name` (none: `system.slice:rrun:<id>`). An empty slice is
-/// `system.slice`; the unit is `<prefix>-<name>.scope` (`<name>.scope` without a prefix).
+/// `system.slice`; the unit is `<prefix>-<name>.scope` (as runc names it, also with an empty
+/// prefix).
 pub fn parse_path(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
     let path = cgroups_path.filter(|p| !p.is_empty());
     let (slice, prefix, name) = match path {
@@ -101,11 +102,8 @@ pub fn parse_path(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
     }
     check_unit_part("prefix", prefix, shown)?;
     check_unit_part("name", name, shown)?;
-    let unit = if prefix.is_empty() {
-        format!("{name}.scope")
-    } else {
-        format!("{prefix}-{name}.scope")
-    };
+    // runc's name, also without a prefix ("-<name>.scope").
+    let unit = format!("{prefix}-{name}.scope");
     if unit.len() > 255 {
         bail!("{FIELD}: {shown:?}: the unit name {unit:?} is longer than systemd allows (255)");
     }
@@ -144,6 +142,21 @@ pub fn expand_slice(slice: &str) -> Result<String> {
         out.push_str(".slice");
     }
     Ok(out)
+}
+
+/// A unit as the create's record names it (`<slice>:<name>`), checked as [`parse_path`] checks.
+pub fn unit_from_record(rec: &str) -> Option<Unit> {
+    let (slice, name) = rec.split_once(':')?;
+    let base = name.strip_suffix(".scope")?;
+    if base.is_empty() || !slice.ends_with(".slice") || expand_slice(slice).is_err() {
+        return None;
+    }
+    check_unit_part("slice", slice, rec).ok()?;
+    check_unit_part("name", name, rec).ok()?;
+    Some(Unit {
+        name: name.to_string(),
+        slice: slice.to_string(),
+    })
 }
 
 /// The cgroup (relative to the cgroup2 root) of `unit`.
@@ -650,10 +663,10 @@ mod tests {
         let u = parse_path(Some(":cri-containerd:abc"), "x").unwrap();
         assert_eq!(u.slice, "system.slice");
         let u = parse_path(Some("kubepods-besteffort-pod1.slice::c1"), "x").unwrap();
-        assert_eq!(u.name, "c1.scope");
+        assert_eq!(u.name, "-c1.scope");
         assert_eq!(
             cgroup_of(&u),
-            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/c1.scope"
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1.slice/-c1.scope"
         );
         let u = parse_path(Some("-.slice:p:n"), "x").unwrap();
         assert_eq!(cgroup_of(&u), "/p-n.scope");
