@@ -3,9 +3,11 @@
 # Packs a rootfs (scripts/mkrootfs.sh) into one image archive that is both an
 # OCI image layout (index.json, for `ctr images import`) and a docker-archive
 # (manifest.json, for `docker load` / `podman load`), with no registry.
+# IMAGE_CMD (a JSON array, default ["sh"]) is the image's Cmd (tests/cri: ["/pause"]).
 set -euo pipefail
 rootfs=${1:?rootfs}; out=${2:?out.tar}; ref=${3:?name:tag}
 tag=${ref##*:}
+cmd=${IMAGE_CMD:-'["sh"]'}
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 mkdir -p "$w/blobs/sha256"
 
@@ -18,7 +20,7 @@ mv "$w/layer.tar" "$w/blobs/sha256/$lsum"
 
 cat >"$w/config.json" <<EOF
 {"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z",
- "config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"],"WorkingDir":"/"},
+ "config":{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":$cmd,"WorkingDir":"/"},
  "rootfs":{"type":"layers","diff_ids":["sha256:$lsum"]},
  "history":[{"created":"2024-01-01T00:00:00Z","created_by":"tests/clients/mkimage.sh"}]}
 EOF
