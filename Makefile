@@ -5,7 +5,7 @@ RELEASE_BIN := target/$(TARGET)/release/rrun
 BUNDLE := bundles/busybox
 export RUSTFLAGS ?= -C target-feature=+crt-static
 
-.PHONY: all build bundles demo test test-unit test-integration test-seccomp test-faults test-cgroup2 test-clients lint install bench clean
+.PHONY: all build bundles demo test test-unit test-integration test-seccomp test-faults test-cgroup2 test-clients test-cri lint install bench clean
 
 all: build
 
@@ -55,6 +55,14 @@ test-cgroup2: build
 # steps against runc; CLIENTS="containerd podman docker" picks engines.
 test-clients: build
 	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/clients/run.sh
+
+# rrun behind containerd's CRI as a Kubernetes node runs it (tests/cri): Debian's containerd 1.6
+# with the runtime handlers rrun and runc (runc-v2 shim, BinaryName), CNI bridge + host-local in a
+# network namespace of the test, a local pause image, and a CRI v1 client (tests/cri/cri.py, grpcio
+# in target/cri-venv) making the kubelet's calls, each checked on the node; then 20 pods at once
+# per handler, timed. CRI_HANDLER=runc: the sequence on runc; CRI_SYSTEMD=1: SystemdCgroup = true.
+test-cri: build
+	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/cri/run.sh
 
 lint:
 	cargo fmt --check
