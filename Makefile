@@ -5,7 +5,7 @@ RELEASE_BIN := target/$(TARGET)/release/rrun
 BUNDLE := bundles/busybox
 export RUSTFLAGS ?= -C target-feature=+crt-static
 
-.PHONY: all build bundles demo test test-unit test-integration test-seccomp test-faults test-cgroup2 test-clients test-cri lint install bench clean
+.PHONY: all build bundles demo test test-unit test-integration test-seccomp test-faults test-cgroup2 test-clients test-cri test-systemd lint install bench clean
 
 all: build
 
@@ -63,6 +63,13 @@ test-clients: build
 # per handler, timed. CRI_HANDLER=runc: the sequence on runc; CRI_SYSTEMD=1: SystemdCgroup = true.
 test-cri: build
 	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/cri/run.sh
+
+# rrun under systemd: a qemu guest (tcg) booting Debian 12 with systemd as PID 1 on cgroup v2 only
+# (image cached in target/systemd-guest/): rrun's systemd-driver tests (tests/systemd/driver.sh),
+# then docker, podman and containerd on rrun with the systemd and the cgroupfs cgroup drivers.
+# RUNTIME=/usr/sbin/runc runs the same against the guest's runc; SYSTEMD_SECTIONS picks sections.
+test-systemd: build
+	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/systemd/run.sh
 
 lint:
 	cargo fmt --check
