@@ -81,6 +81,11 @@ fn process_of(c: &Container, a: &ExecArgs) -> Result<crate::spec::ProcPlan> {
         p.set_no_new_privileges(Some(true));
     }
     let mut plan = crate::spec::proc_plan(&p, "process")?;
+    // An exec'd process is judged by the OOM killer as the container's own (runc applies the
+    // container's value to every process of it); a process.json may say otherwise.
+    if plan.oom_score_adj.is_none() {
+        plan.oom_score_adj = spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    }
     if let Some(linux) = spec.linux() {
         crate::spec::linux_sched(&mut plan, Some(&p), linux)?;
     }

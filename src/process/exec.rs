@@ -161,6 +161,11 @@ fn child_main(
     // Nothing in the container may read our memory or /proc/<pid>/exe (CVE-2019-5736).
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // Inherited by the fork below; written while /proc is still the host's.
+    if let Some(adj) = o.process.oom_score_adj {
+        crate::sys::write_file("/proc/self/oom_score_adj", &adj.to_string())
+            .context("process.oomScoreAdj")?;
+    }
     // Before joining the container's mount namespace.
     let lsm_proc = super::init::lsm_proc_handle(o.process)?;
     if !flags.is_empty() {

@@ -774,3 +774,34 @@ fn exec_cpu_affinity() {
     env.wait_init();
     env.assert_clean();
 }
+
+/// An exec'd process gets the container's `process.oomScoreAdj` (runc: every process of the
+/// container is judged alike by the OOM killer), with or without `--process`; a process.json
+/// with its own value keeps it (runc 1.1.5 ignores it). Found by `make test-cri` (ExecSync
+/// saw 1, not 500).
+#[test]
+fn exec_gets_the_containers_oom_score_adj() {
+    let env = test_env!();
+    start_container(&env, None, |spec| {
+        set(spec, "/process/oomScoreAdj", json!(500));
+    });
+    let out = exec(&env, &[&env.id, "cat", "/proc/self/oom_score_adj"]);
+    out.ok();
+    assert_eq!(out.lines(), ["500"], "{out}");
+    let pj = env.dir.join("process.json");
+    let write = |v: Value| std::fs::write(&pj, v.to_string()).unwrap();
+    write(json!({"args": ["cat", "/proc/self/oom_score_adj"], "cwd": "/", "env": ["PATH=/bin"]}));
+    let out = env.rt(&["exec", "--process", pj.to_str().unwrap(), &env.id]);
+    out.ok();
+    assert_eq!(out.lines(), ["500"], "{out}");
+    write(
+        json!({"args": ["cat", "/proc/self/oom_score_adj"], "cwd": "/", "env": ["PATH=/bin"], "oomScoreAdj": 600}),
+    );
+    let out = env.rt(&["exec", "--process", pj.to_str().unwrap(), &env.id]);
+    out.ok();
+    // runc 1.1.5 ignores a process.json's own value (the container's wins).
+    let runc = runtime_bin().ends_with("runc");
+    let want = if runc { "500" } else { "600" };
+    assert_eq!(out.lines(), [want], "{out}");
+    env.rt(&["delete", "--force", &env.id]).ok();
+}
