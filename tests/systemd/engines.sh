@@ -16,7 +16,7 @@ CT_NS=rrun-systemd
 MEM=67108864
 
 cg_of() { sed -n 's/^0:://p' "/proc/$1/cgroup" 2>/dev/null; }
-unit_known() { [ -n "$(systemctl list-units --all --plain --no-legend "$1" 2>/dev/null)" ]; }
+unit_known() { [ -n "$(systemctl list-units --all --plain --no-legend -- "$1" 2>/dev/null)" ]; }
 # cg_gone CGPATH: neither the cgroup dir nor (with systemd) its scope unit is left.
 cg_gone() { [ ! -d "/sys/fs/cgroup$1" ] && ! unit_known "${1##*/}"; }
 # The scope units of the engines (docker-*, libpod-*, ctr-*) and their cgroup dirs.
@@ -41,8 +41,8 @@ check_cgroup() {
 		fail "$what: the process (pid ${pid:-?}) is in '${cg:-?}', want $want" "$(cat "/proc/$pid/cgroup" 2>&1)"
 	fi
 	if [ "$drv" = systemd ]; then
-		eq "$what: $unit is an active unit" active "$(systemctl show -p ActiveState --value "$unit" 2>&1)"
-		eq "$what: systemd's ControlGroup of $unit" "$want" "$(systemctl show -p ControlGroup --value "$unit" 2>&1)"
+		eq "$what: $unit is an active unit" active "$(systemctl show -p ActiveState --value -- "$unit" 2>&1)"
+		eq "$what: systemd's ControlGroup of $unit" "$want" "$(systemctl show -p ControlGroup --value -- "$unit" 2>&1)"
 	else
 		if unit_known "$unit"; then fail "$what: systemd has a unit $unit (cgroupfs driver)"; else pass "$what: no systemd unit (cgroupfs driver)"; fi
 	fi
@@ -57,9 +57,9 @@ check_limits() {
 	eq "$what: cpu.max" "50000 100000" "$(cat "$d/cpu.max" 2>&1)"
 	[ "$pids" = - ] || eq "$what: pids.max" "$pids" "$(cat "$d/pids.max" 2>&1)"
 	[ "$drv" = systemd ] || return 0
-	eq "$what: $unit MemoryMax" "$MEM" "$(systemctl show -p MemoryMax --value "$unit" 2>&1)"
-	eq "$what: $unit CPUQuotaPerSecUSec" 500ms "$(systemctl show -p CPUQuotaPerSecUSec --value "$unit" 2>&1)"
-	[ "$pids" = - ] || eq "$what: $unit TasksMax" "$pids" "$(systemctl show -p TasksMax --value "$unit" 2>&1)"
+	eq "$what: $unit MemoryMax" "$MEM" "$(systemctl show -p MemoryMax --value -- "$unit" 2>&1)"
+	eq "$what: $unit CPUQuotaPerSecUSec" 500ms "$(systemctl show -p CPUQuotaPerSecUSec --value -- "$unit" 2>&1)"
+	[ "$pids" = - ] || eq "$what: $unit TasksMax" "$pids" "$(systemctl show -p TasksMax --value -- "$unit" 2>&1)"
 	timeout 120 systemctl daemon-reload
 	local got want="$MEM 50000 100000"
 	got="$(cat "$d/memory.max" "$d/cpu.max" 2>&1 | tr '\n' ' ')"
@@ -72,7 +72,7 @@ after_stop() {
 	if wait_for 20 cg_gone "$2"; then
 		pass "$1: no cgroup dir, no unit left"
 	else
-		fail "$1: left behind: $([ -d "/sys/fs/cgroup$2" ] && echo "the dir /sys/fs/cgroup$2") $(systemctl list-units --all --plain --no-legend "${2##*/}" 2>&1)"
+		fail "$1: left behind: $([ -d "/sys/fs/cgroup$2" ] && echo "the dir /sys/fs/cgroup$2") $(systemctl list-units --all --plain --no-legend -- "${2##*/}" 2>&1)"
 	fi
 }
 

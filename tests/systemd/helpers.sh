@@ -10,6 +10,9 @@
 #   RRUN_ROOT       a state root for the driver tests (--root)
 #   WORK            a fresh empty directory for this test
 #
+# Unit names may start with "-" (runc names an empty prefix's unit -<name>.scope): give them
+# to systemctl after "--", as these helpers do.
+#
 # Ids and unit names: a test named t_foo should use container ids starting with "foo" and
 # cgroupsPath "system.slice:rrun:<id>" (unit rrun-<id>.scope) or a slice of its own.
 
@@ -46,13 +49,13 @@ PY
 }
 
 # unit_prop UNIT PROPERTY: the unit's property as systemd has it (systemctl show --value).
-unit_prop() { systemctl show -p "$2" --value "$1" 2>/dev/null; }
+unit_prop() { systemctl show -p "$2" --value -- "$1" 2>/dev/null; }
 
 # unit_loaded UNIT: systemd knows the unit (any state: active, failed, ...).
-unit_loaded() { [ -n "$(systemctl list-units --all --plain --no-legend "$1" 2>/dev/null)" ]; }
+unit_loaded() { [ -n "$(systemctl list-units --all --plain --no-legend -- "$1" 2>/dev/null)" ]; }
 
 # scopes PATTERN: the scope units whose name matches the glob PATTERN (e.g. 'rrun-*').
-scopes() { systemctl list-units --all --plain --no-legend --type=scope "$1" 2>/dev/null | awk '{ print $1 }'; }
+scopes() { systemctl list-units --all --plain --no-legend --type=scope -- "$1" 2>/dev/null | awk '{ print $1 }'; }
 
 # cgroup_of PID: the process's cgroup v2 path (/system.slice/rrun-x.scope).
 cgroup_of() { sed -n 's/^0:://p' "/proc/$1/cgroup" 2>/dev/null; }
