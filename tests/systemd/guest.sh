@@ -69,7 +69,7 @@ calls_count() { wc -l <"$CALLS"; }
 calls_since() { tail -n +"$(($1 + 1))" "$CALLS"; }
 
 # --- Facts -------------------------------------------------------------------------------------
-systemctl is-system-running --wait >/dev/null 2>&1
+timeout 300 systemctl is-system-running --wait >/dev/null 2>&1
 echo "guest: kernel $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 echo "guest: pid 1: $(cat /proc/1/comm) ($(systemctl --version | head -n 1)), system state: $(systemctl is-system-running 2>&1)"
 echo "guest: boot: $(systemd-analyze time 2>&1 | head -n 1)"
@@ -112,7 +112,16 @@ sec_driver() {
 	export RRUN_ROOT=/run/rrun-driver
 	mkdir -p "$RRUN_ROOT"
 	local names t out rc log
-	names=$(bash -c '. "$1"; . "$2"; declare -F' _ "$TD/helpers.sh" "$TD/driver.sh" | awk '$3 ~ /^t_/ { print $3 }')
+	if ! out=$(bash -c '. "$1"; . "$2"' _ "$TD/helpers.sh" "$TD/driver.sh" 2>&1 </dev/null) || [ -n "$out" ]; then
+		fail "driver.sh: sourcing it fails or prints" "$out"
+	fi
+	# shellcheck disable=SC2016 # the arguments of bash -c
+	names=$(bash -c '. "$1"; . "$2"; declare -F' _ "$TD/helpers.sh" "$TD/driver.sh" </dev/null 2>/dev/null |
+		awk '$3 ~ /^t_/ { print $3 }')
+	if [ -z "$names" ]; then
+		fail "driver.sh defines no t_<name> function"
+		return
+	fi
 	# The file's order first, then any defined otherwise.
 	names=$({
 		grep -oE '^[[:space:]]*(function[[:space:]]+)?t_[A-Za-z0-9_]+' "$TD/driver.sh" | awk '{ print $NF }' | grep -Fxf <(echo "$names")
