@@ -105,8 +105,10 @@ fi
 # --- The payload disk ------------------------------------------------------------------------
 p=$tmp/payload
 mkdir -p "$p/tests" "$p/bundle" "$p/logs"
-install -m 0644 "$here/guest.sh" "$here/engines.sh" "$here/helpers.sh" "$p/tests/"
-[ -f "$here/driver.sh" ] && install -m 0644 "$here/driver.sh" "$p/tests/"
+# Every script of tests/systemd but the host's (guest.sh, engines.sh, helpers.sh, driver.sh...).
+for f in "$here"/*.sh; do
+	case ${f##*/} in run.sh | image.sh) ;; *) install -m 0644 "$f" "$p/tests/" ;; esac
+done
 # The assertions of the client tests (step, check, has, eq, wait_for...).
 install -m 0644 "$repo/tests/clients/lib.sh" "$p/tests/lib.sh"
 [ -n "$rrun" ] && install -m 0755 "$rrun" "$p/rrun"
