@@ -19,7 +19,8 @@
 # image's directory on stdout, the rest on stderr.
 #
 # Environment: SYSTEMD_IMAGE_REBUILD=1 builds even when the cached image exists;
-# SYSTEMD_IMAGE_KEEP=1 keeps the build directory (the chroot, build.log) when the build fails.
+# SYSTEMD_IMAGE_KEEP=1 keeps the build directory (the chroot, build.log) when the build fails
+# (until the next build).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -65,6 +66,8 @@ fi
 # --- Host tools (scripts/apt.sh copes with backported packages on the host) ----------------------
 # shellcheck source=scripts/apt.sh
 . "$repo/scripts/apt.sh"
+APT_LOG=${APT_LOG:-$cache/apt.log}
+export APT_LOG
 need=()
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 mkfs.ext4 -V 2>&1 | grep -q '^mke2fs 1\.4[3-9]' || need+=(e2fsprogs)
@@ -82,6 +85,8 @@ security=$(grep security <<<"$uris" | head -n 1)
 mirror=${mirror:-http://deb.debian.org/debian}
 
 start=$(date +%s)
+# Builds that were killed (we hold the lock: no other is running) and kept ones go.
+find "$cache" -mindepth 1 -maxdepth 1 -type d -name '.build.*' -exec rm -rf --one-file-system {} +
 work=$(mktemp -d -p "$cache" .build.XXXXXX)
 cleanup() {
 	if [ -n "${SYSTEMD_IMAGE_KEEP:-}" ] && [ -d "$work" ]; then
