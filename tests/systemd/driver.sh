@@ -133,7 +133,8 @@ t_resources() {
 	chk "unit AllowedCPUs" 1 "$(unit_prop "$unit" AllowedCPUs)"
 	chk "unit AllowedMemoryNodes" 0 "$(unit_prop "$unit" AllowedMemoryNodes)"
 	chk "unit TasksMax" 42 "$(unit_prop "$unit" TasksMax)"
-	chk "unit IOWeight" 2930 "$(unit_prop "$unit" IOWeight)"
+	# runc 1.1.5 leaves IOWeight to the io.weight file.
+	[ "$IS_RRUN" = 0 ] || chk "unit IOWeight" 2930 "$(unit_prop "$unit" IOWeight)"
 	# systemd re-applies its properties on a daemon-reload: the files must not change.
 	timeout 120 systemctl daemon-reload
 	chk "memory.max after daemon-reload" 67108864 "$(cat "$d/memory.max")"
@@ -316,6 +317,12 @@ t_same_unit_twice() {
 	mkbundle "$WORK/b" "system.slice:rrun:$id"
 	run_ok create rr create --bundle "$WORK/b" "$id" || return 1
 	if rr create --bundle "$WORK/b" "$id-2" </dev/null >"$WORK/2.out" 2>&1; then
+		# runc 1.1.5 may put the second container into the first one's scope.
+		if [ "$IS_RRUN" = 0 ]; then
+			rr delete --force "$id-2"
+			rr delete --force "$id"
+			return 0
+		fi
 		echo "a second container in rrun-$id.scope was created"
 		rr delete --force "$id-2"
 		fail=1
