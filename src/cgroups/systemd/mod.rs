@@ -249,28 +249,16 @@ pub fn resource_properties(writes: &[crate::cgroups::v1::Write]) -> Result<Vec<V
                 };
                 props.push(prop("CPUQuotaPerSecUSec", Value::U64(per_sec)));
             }
-            "cpuset.cpus" if !v.is_empty() => props.push(prop(
-                "AllowedCPUs",
-                Value::Array(
-                    "y".into(),
-                    bitmask(v)
-                        .with_context(field)?
-                        .into_iter()
-                        .map(Value::Byte)
-                        .collect(),
-                ),
-            )),
-            "cpuset.mems" if !v.is_empty() => props.push(prop(
-                "AllowedMemoryNodes",
-                Value::Array(
-                    "y".into(),
-                    bitmask(v)
-                        .with_context(field)?
-                        .into_iter()
-                        .map(Value::Byte)
-                        .collect(),
-                ),
-            )),
+            "cpuset.cpus" | "cpuset.mems" if !v.is_empty() => {
+                let name = if w.file == "cpuset.cpus" {
+                    "AllowedCPUs"
+                } else {
+                    "AllowedMemoryNodes"
+                };
+                let bits = bitmask(v).with_context(field)?;
+                let bytes = bits.into_iter().map(Value::Byte).collect();
+                props.push(prop(name, Value::Array("y".into(), bytes)));
+            }
             _ => {}
         }
     }
