@@ -80,6 +80,7 @@ install: build
 
 bench: build bundles
 	bash bench/run.sh
+	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash bench/systemd.sh
 
 clean:
 	cargo clean

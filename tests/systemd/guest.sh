@@ -23,6 +23,7 @@ cd /
 
 RUNTIME=
 SYSTEMD_SECTIONS=all
+BENCH_ROUNDS=15
 # shellcheck source=/dev/null
 . "$P/env"
 
@@ -84,7 +85,9 @@ if systemctl --failed --plain --no-legend | grep -q .; then
 fi
 
 # --- Sections ----------------------------------------------------------------------------------
-ALL_SECTIONS="driver docker-systemd podman-systemd containerd-systemd docker-cgroupfs podman-cgroupfs containerd-cgroupfs"
+ALL_SECTIONS="driver docker-systemd podman-systemd containerd-systemd docker-cgroupfs podman-cgroupfs containerd-cgroupfs cri-systemd"
+# Run only when named: the driver's cost (make bench, through bench/systemd.sh).
+EXTRA_SECTIONS="bench"
 sections=()
 for w in $SYSTEMD_SECTIONS; do
 	case $w in
@@ -92,7 +95,7 @@ for w in $SYSTEMD_SECTIONS; do
 	systemd | cgroupfs) sections+=("docker-$w" "podman-$w" "containerd-$w") ;;
 	docker | podman | containerd) sections+=("$w-systemd" "$w-cgroupfs") ;;
 	*)
-		if [[ " $ALL_SECTIONS " == *" $w "* ]]; then
+		if [[ " $ALL_SECTIONS $EXTRA_SECTIONS " == *" $w "* ]]; then
 			sections+=("$w")
 		else
 			SECTION=guest
@@ -154,6 +157,34 @@ sec_driver() {
 
 # shellcheck source=tests/systemd/engines.sh
 . "$TD/engines.sh"
+# shellcheck source=tests/systemd/bench.sh
+. "$TD/bench.sh"
+
+# cri-systemd: make test-cri's kubelet sequence (tests/cri/run.sh, from /payload/repo) with
+# containerd's SystemdCgroup = true, as kubeadm nodes run: pods in systemd slices, containers in
+# scopes the runtime asks systemd for. Debian's python3-grpcio and protoc instead of a venv;
+# the images made on the host. Its PASS:/FAIL: lines are counted as this section's.
+sec_cri() {
+	local handler=rrun log=$LOGS/cri.log line rc
+	[ -n "$RUNTIME" ] && handler=runc
+	mkdir -p "$LOGS/cri"
+	CRI_SYSTEMD=1 CRI_HANDLER=$handler CRI_SECTIONS=sequence NO_INSTALL=1 \
+		CRI_PY=/usr/bin/python3 CRI_PROTOC=protoc CRI_IMAGES=$P/cri-images CRI_GEN=/tmp/cri-gen \
+		RRUN_BIN=$RT_REAL KEEP_LOGS=$LOGS/cri \
+		timeout -k 10 1200 bash "$P/repo/tests/cri/run.sh" </dev/null >"$log" 2>&1
+	rc=$?
+	# shellcheck disable=SC2094 # the log is only read here
+	while IFS= read -r line; do
+		case $line in
+		"PASS: "*) pass "${line#PASS: }" ;;
+		"FAIL: "*) fail "${line#FAIL: }" "$(grep -F -A8 -- "$line" "$log" | tail -n +2)" ;;
+		esac
+	done <"$log"
+	if [ $rc -ne 0 ] && ! grep -q '^FAIL: ' "$log"; then
+		fail "tests/cri/run.sh exited $rc without a FAIL line" "$(tail -n 20 "$log")"
+	fi
+	tail -n 3 "$log" | sed 's/^/guest: cri: /'
+}
 
 for s in "${sections[@]}"; do
 	SECTION=$s
@@ -167,6 +198,8 @@ for s in "${sections[@]}"; do
 	podman-cgroupfs) sec_podman cgroupfs ;;
 	containerd-systemd) sec_containerd systemd ;;
 	containerd-cgroupfs) sec_containerd cgroupfs ;;
+	cri-systemd) sec_cri ;;
+	bench) sec_bench ;;
 	esac
 	echo "TIME section $s $((SECONDS - t_start))s"
 done

@@ -30,7 +30,9 @@ SUITE=bookworm
 # What the guest has beyond minbase (no Recommends).
 PACKAGES=(systemd-sysv dbus linux-image-amd64 initramfs-tools kmod
 	docker.io docker-compose podman conmon netavark aardvark-dns containerd runc tini
-	iproute2 iptables busybox-static procps python3 e2fsprogs apparmor)
+	iproute2 iptables busybox-static procps python3 e2fsprogs apparmor
+	crun
+	containernetworking-plugins python3-grpcio python3-protobuf python3-websocket protobuf-compiler)
 # Units that slow the boot or do nothing useful in a throwaway guest.
 MASK=(apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service
 	fstrim.timer dpkg-db-backup.timer getty@tty1.service serial-getty@ttyS0.service

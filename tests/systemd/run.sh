@@ -75,6 +75,9 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
 command -v mkfs.ext4 >/dev/null 2>&1 && command -v debugfs >/dev/null 2>&1 || need+=(e2fsprogs)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# tests/cri/mkimages.sh builds a static pause binary.
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 apt_install --no-install-recommends busybox-static "${need[@]}" || fail "installing busybox-static ${need[*]} failed"
 
 # --- The image (cached) -------------------------------------------------------------------------
@@ -116,9 +119,16 @@ install -m 0644 "$repo/tests/clients/lib.sh" "$p/tests/lib.sh"
 install -m 0644 "$repo/bundles/busybox/config.json" "$p/bundle/config.json"
 bash "$repo/tests/clients/mkimage.sh" "$p/rootfs" "$p/busybox.tar" docker.io/library/rrun-busybox:latest ||
 	fail "tests/clients/mkimage.sh failed"
+# make test-cri's harness and the images it imports (cri-systemd), made here: the guest has
+# neither gcc nor busybox-static.
+mkdir -p "$p/repo/tests" "$p/repo/scripts"
+cp -a "$repo/tests/cri" "$repo/tests/clients" "$p/repo/tests/"
+install -m 0644 "$repo/scripts/apt.sh" "$p/repo/scripts/apt.sh"
+bash "$repo/tests/cri/mkimages.sh" "$p/cri-images" >&2 || fail "tests/cri/mkimages.sh failed"
 {
 	printf 'RUNTIME=%q\n' "$RUNTIME"
 	printf 'SYSTEMD_SECTIONS=%q\n' "$SYSTEMD_SECTIONS"
+	printf 'BENCH_ROUNDS=%q\n' "${BENCH_ROUNDS:-15}"
 } >"$p/env"
 psize=$(($(du -s -B1M "$p" | cut -f1) + 128))
 mkfs.ext4 -q -F -L rrun-payload -d "$p" "$tmp/payload.img" "${psize}M" >"$tmp/mkfs.log" 2>&1 ||
