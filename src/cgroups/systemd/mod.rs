@@ -619,7 +619,9 @@ fn stop_with(c: &mut dbus::Conn, unit: &Unit) -> Result<()> {
                     .with_context(|| format!("systemd: wait for the stop job of {}", unit.name))?;
             }
         }
-        Err(e) if is(&e, "org.freedesktop.systemd1.NoSuchUnit") => {}
+        // Gone already (systemd stops and collects a scope once it is empty): nothing to
+        // reset either.
+        Err(e) if is(&e, "org.freedesktop.systemd1.NoSuchUnit") => return Ok(()),
         Err(e) => return Err(e.context(format!("systemd: stop unit {}", unit.name))),
     }
     match c.call(&dbus::manager_call(
