@@ -562,6 +562,9 @@ impl Cgroup {
         props.extend(systemd::device_properties(&rules).context("linux.resources.devices")?);
         props.extend(systemd::annotation_properties(annotations)?);
         systemd::start(&unit, pid, &format!("rrun container {id}"), props)?;
+        // Recorded once started (a unit refused as someone else's is never ours to stop). A
+        // create killed in between leaves no unit: init dies with it (PDEATHSIG), and systemd
+        // stops and collects a scope that has no process left.
         self.systemd = Some(unit.clone());
         if let Some(j) = &self.journal {
             j.record_unit(&unit)?;
