@@ -986,15 +986,46 @@ def seq_pod_b(h):
 
     # OOM: 32 MiB and a shell doubling a string.
     oom = None
+
+    def pod_oom_kills():
+        """oom_kill of the pod's slice (memory.events counts the subtree's): it outlives the
+        container's scope, which systemd removes as soon as it is empty."""
+        try:
+            with open("/sys/fs/cgroup" + expand_slice(pod.cg.parent) + "/memory.events") as f:
+                return int(dict(line.split() for line in f)["oom_kill"])
+        except (OSError, KeyError, ValueError):
+            return None
+
+    kills0 = pod_oom_kills() if SYSTEMD else None
     with step("an OOM container (memory limit 32 MiB) is created and started"):
         oom = start("oom", ctr_config("oom", ["sh", "-c", "x=a; while :; do x=$x$x; done"], False,
                                       resources={"memory_limit_in_bytes": 32 * MiB}))
     if oom:
         wait_exited(oom, 60)
         s = status(oom).status
-        check(f"OOM-killed container: reason OOMKilled, exit 137 (got {s.reason or '-'}, {s.exit_code})",
-              s.state == pb.CONTAINER_EXITED and s.reason == "OOMKilled" and s.exit_code == 137,
-              f"{state_name(s.state)} reason {s.reason!r} exit {s.exit_code} message {s.message!r}")
+        detail = f"{state_name(s.state)} reason {s.reason!r} exit {s.exit_code} message {s.message!r}"
+        if not SYSTEMD:
+            check(f"OOM-killed container: reason OOMKilled, exit 137 (got {s.reason or '-'}, {s.exit_code})",
+                  s.state == pb.CONTAINER_EXITED and s.reason == "OOMKilled" and s.exit_code == 137,
+                  detail)
+        else:
+            # With systemd, the runtime's part is checked strictly: the kernel's OOM killer
+            # killed it in its cgroup (exit 137, the pod slice's oom_kill went up). The reason
+            # is containerd's: its shim reads the scope's memory.events after the kill, and
+            # systemd may remove the emptied scope first; then the reason is Error. A known
+            # engine race (containerd#8180; containerd#12714 skips critest's OOMKilled case for
+            # the systemd driver; conmon#426), said on a NOTE line, not counted.
+            kills1 = pod_oom_kills()
+            check(f"OOM-killed container: exit 137, the pod slice's memory.events oom_kill "
+                  f"{kills0} -> {kills1}",
+                  s.state == pb.CONTAINER_EXITED and s.exit_code == 137 and kills0 is not None
+                  and kills1 is not None and kills1 > kills0, detail)
+            if s.reason == "OOMKilled":
+                check("OOM-killed container: reason OOMKilled", True)
+            else:
+                print(f"NOTE: {SECTION}: OOM-killed container: reason {s.reason!r}, not OOMKilled: "
+                      "containerd's shim lost the OOM event to systemd's removal of the empty "
+                      "scope (containerd#8180, containerd#12714, conmon#426)", flush=True)
 
     # A container that exits, restarted by the kubelet: the same config, attempt + 1.
     cmd = ["sh", "-c", 'echo "run as pid $$"; exit 3']
