@@ -20,7 +20,8 @@ t_systemd_is_pid1() {
 run_ok() {
 	local what=$1 f
 	shift
-	f=$(mktemp -p "$WORK" out.XXXXXX)
+	RUN_OK_N=$((${RUN_OK_N:-0} + 1))
+	f=$WORK/run_ok.$RUN_OK_N.out
 	if ! "$@" </dev/null >"$f" 2>&1; then
 		cat "$f"
 		echo "$what failed: $*"

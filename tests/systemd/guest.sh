@@ -178,6 +178,7 @@ sec_cri() {
 		case $line in
 		"PASS: "*) pass "${line#PASS: }" ;;
 		"FAIL: "*) fail "${line#FAIL: }" "$(grep -F -A8 -- "$line" "$log" | tail -n +2)" ;;
+		"NOTE: "*) echo "$line" ;;
 		esac
 	done <"$log"
 	if [ $rc -ne 0 ] && ! grep -q '^FAIL: ' "$log"; then

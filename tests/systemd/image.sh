@@ -89,7 +89,9 @@ mirror=${mirror:-http://deb.debian.org/debian}
 start=$(date +%s)
 # Builds that were killed (we hold the lock: no other is running) and kept ones go.
 find "$cache" -mindepth 1 -maxdepth 1 -type d -name '.build.*' -exec rm -rf --one-file-system {} +
-work=$(mktemp -d -p "$cache" .build.XXXXXX)
+# Named by our pid: the lock is ours and the old build dirs are gone (the line above).
+work=$cache/.build.$$
+mkdir -m 0700 "$work"
 cleanup() {
 	if [ -n "${SYSTEMD_IMAGE_KEEP:-}" ] && [ -d "$work" ]; then
 		log "kept $work"
