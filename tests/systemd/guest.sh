@@ -23,6 +23,7 @@ cd /
 
 RUNTIME=
 SYSTEMD_SECTIONS=all
+# shellcheck disable=SC2034 # read by bench.sh, sourced below
 BENCH_ROUNDS=15
 # shellcheck source=/dev/null
 . "$P/env"
