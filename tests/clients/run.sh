@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test-clients: real container engines on rrun, as a person would use them.
 #
-#   containerd 1.6 (ctr, runc-v2 shim) -> podman 4.3 (conmon) -> docker 20.10 (+ docker-compose 1.29)
+#   containerd 1.6 (ctr, runc-v2 shim) -> podman 4.3 (conmon) -> rootless podman 4.3 (a user made
+#   for the test) -> docker 20.10 (+ docker-compose 1.29)
 #
 # Debian's packages are installed if missing. Every daemon runs on private sockets and
 # directories under one temp dir and is stopped by its pid at the end; the bridges, iptables
@@ -12,7 +13,9 @@
 # Environment:
 #   RRUN_BIN=path     the rrun binary (default: the release build); it is copied first
 #   RUNTIME=path      run the same tests against another runtime, e.g. RUNTIME=/usr/sbin/runc
-#   CLIENTS="..."     a subset of: containerd podman docker (default: all three, in that order)
+#   CLIENTS="..."     a subset of: containerd podman podman-rootless docker (default: all four,
+#                     in that order)
+#   RL_STORAGE=fuse-overlayfs  rootless podman's overlay through fuse-overlayfs (default: native)
 #   KEEP_LOGS=dir     where daemon logs go on failure (default: /tmp/rrun-clients-logs.PID)
 #   NO_INSTALL=1      do not apt-get install anything
 set -uo pipefail
@@ -22,7 +25,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 . "$HERE/lib.sh"
 
 SECTION=setup
-CLIENTS=${CLIENTS:-containerd podman docker}
+CLIENTS=${CLIENTS:-containerd podman podman-rootless docker}
 RRUN_BIN=${RRUN_BIN:-$REPO/target/x86_64-unknown-linux-gnu/release/rrun}
 RUNTIME=${RUNTIME:-}
 PY=/usr/bin/python3
@@ -59,7 +62,7 @@ fi
 
 install_packages() {
   local pkgs=(containerd runc podman conmon netavark aardvark-dns catatonit docker.io docker-compose
-    busybox-static curl iproute2 iptables python3)
+    busybox-static curl iproute2 iptables python3 uidmap slirp4netns fuse-overlayfs)
   local missing=() p
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -95,6 +98,7 @@ finish() {
   # Whatever a section could not clean up (it stopped half-way).
   [ -n "${CT_PID:-}" ] && ct_cleanup >/dev/null 2>&1
   [ -n "${PD_UP:-}" ] && pd_cleanup >/dev/null 2>&1
+  [ -n "${RL_USER:-}" ] && rl_cleanup >/dev/null 2>&1
   [ -n "${DK_PID:-}" ] && dk_cleanup >/dev/null 2>&1
   local p
   for p in "${DAEMON_PIDS[@]}"; do
@@ -197,6 +201,8 @@ ls "$DEFAULT_ROOT" 2>/dev/null | sort >"$T/$(basename "$DEFAULT_ROOT").before"
 # A private copy (a rebuild must not change the binary under a running test) behind a wrapper
 # that records each command line the engines run.
 cp "$REAL" "$T/bin/rrun.real"
+# rootless podman's user runs it too
+chmod 755 "$T/bin" "$T/bin/rrun.real"
 cat >"$T/bin/rrun" <<EOF
 #!/bin/sh
 echo "\$*" >>"$T/rrun-calls.log"
@@ -228,12 +234,14 @@ calls_since() { tail -n +"$(($1 + 1))" "$T/rrun-calls.log"; }
 
 . "$HERE/containerd.sh"
 . "$HERE/podman.sh"
+. "$HERE/podman-rootless.sh"
 . "$HERE/docker.sh"
 
 for c in $CLIENTS; do
   case $c in
     containerd) test_containerd ;;
     podman) test_podman ;;
+    podman-rootless) test_podman_rootless ;;
     docker) test_docker ;;
     *) SECTION=setup; fail "unknown client '$c' in CLIENTS" ;;
   esac
