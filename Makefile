@@ -52,7 +52,7 @@ test-cgroup2: build
 
 # Real engines on rrun: Debian's containerd 1.6 (ctr), podman 4.3, docker 20.10 + docker-compose 1.29,
 # installed if missing; private daemons, host changes undone. RUNTIME=/usr/sbin/runc runs the same
-# steps against runc; CLIENTS="containerd podman docker" picks engines.
+# steps against runc; CLIENTS="containerd podman podman-rootless docker" picks engines (rootless: a test user).
 test-clients: build
 	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) bash tests/clients/run.sh
 
