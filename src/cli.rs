@@ -27,7 +27,7 @@ pub struct Cli {
     /// Accepted for runc compatibility; cgroupsPath is used as a cgroupfs path
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility (true, false or auto); with `spec`, a rootless spec
+    /// Rootless mode (true, false or auto: rootless when not root); with `spec`, a rootless spec
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "VALUE")]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility (checkpointing is not offered)

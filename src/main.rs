@@ -18,6 +18,7 @@ mod logging;
 mod namespaces;
 mod process;
 mod rootfs;
+mod rootless;
 mod sched;
 mod seccomp;
 mod spec;

@@ -147,7 +147,8 @@ pub fn default_root() -> PathBuf {
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("rrun"),
-        _ => PathBuf::from(format!("/tmp/rrun-{}", nix::unistd::geteuid())),
+        // As runc: no per-user fallback in a shared dir (another user could own it first).
+        _ => PathBuf::from("/run/rrun"),
     }
 }
 

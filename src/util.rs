@@ -392,6 +392,57 @@ impl CpuSet {
     }
 }
 
+/// The processes of a container without a cgroup (rootless on cgroup v1), from /proc: init,
+/// every process in init's pid namespace when the container has its own, and the
+/// descendants of all of these. Empty once init is gone (a pid namespace dies with its init).
+pub fn pids_by_proc(init: i32, start_time: u64, own_pidns: bool) -> Vec<i32> {
+    if !pid_alive(init, start_time) {
+        return Vec::new();
+    }
+    let ns_of = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let init_ns = if own_pidns { ns_of(init) } else { None };
+    // (pid, parent) of every process we may look at.
+    let mut all: Vec<(i32, i32)> = Vec::new();
+    let mut set: Vec<i32> = vec![init];
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let mut buf = [0u8; 1024];
+            let Some(n) = read_small(&format!("/proc/{pid}/stat"), &mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]);
+            // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+            let Some(ppid) = text
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            all.push((pid, ppid));
+            if pid != init && init_ns.is_some() && ns_of(pid) == init_ns {
+                set.push(pid);
+            }
+        }
+    }
+    loop {
+        let before = set.len();
+        for &(pid, ppid) in &all {
+            if set.contains(&ppid) && !set.contains(&pid) {
+                set.push(pid);
+            }
+        }
+        if set.len() == before {
+            break;
+        }
+    }
+    set.sort_unstable();
+    set
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

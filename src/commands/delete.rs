@@ -74,7 +74,19 @@ pub fn destroy(c: Container) -> Result<()> {
         && let Ok(fd) = crate::sys::pidfd_open(c.saved.pid)
         && crate::util::pid_alive(c.saved.pid, c.saved.start_time)
     {
+        // Without a cgroup (rootless on cgroup v1) the rest of the container is what /proc
+        // says: its pid namespace, or init's descendants.
+        let rest = if c.saved.cgroup.is_none() {
+            crate::util::pids_by_proc(c.saved.pid, c.saved.start_time, !c.saved.shared_pidns)
+        } else {
+            Vec::new()
+        };
         let _ = crate::sys::pidfd_send_signal(&fd, libc::SIGKILL);
+        for p in rest.into_iter().filter(|&p| p != c.saved.pid) {
+            if let Ok(f) = crate::sys::pidfd_open(p) {
+                let _ = crate::sys::pidfd_send_signal(&f, libc::SIGKILL);
+            }
+        }
         // A paused container's tasks only die once thawed.
         if let Some(cg) = &c.saved.cgroup
             && cg.is_frozen()

@@ -62,6 +62,19 @@ pub fn run(root: &Path, a: &KillArgs) -> Result<()> {
             }
             Ok(())
         }
+        None if all => {
+            // No cgroup (rootless on cgroup v1): the processes /proc says are the container's.
+            let pids =
+                crate::util::pids_by_proc(c.saved.pid, c.saved.start_time, !c.saved.shared_pidns);
+            if pids.is_empty() {
+                return Err(not_running());
+            }
+            let r = signal_init(&c.saved, sig);
+            for p in pids.into_iter().filter(|&p| p != c.saved.pid) {
+                let _ = kill_pid(p, sig);
+            }
+            r
+        }
         _ => {
             let r = signal_init(&c.saved, sig);
             // A frozen process only acts on SIGKILL once thawed (runc thaws too).
@@ -74,6 +87,11 @@ pub fn run(root: &Path, a: &KillArgs) -> Result<()> {
             r
         }
     }
+}
+
+fn kill_pid(pid: i32, sig: i32) -> Result<()> {
+    let fd = crate::sys::pidfd_open(pid).map_err(|e| anyhow!("pidfd_open {pid}: {e}"))?;
+    crate::sys::pidfd_send_signal(&fd, sig).map_err(|e| anyhow!("signal {sig} to {pid}: {e}"))
 }
 
 pub fn signal_init(s: &crate::state::Saved, sig: i32) -> Result<()> {

@@ -29,6 +29,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     };
     let root = root(cli);
     crate::cgroups::systemd::set_requested(cli.systemd_cgroup);
+    if !matches!(cmd, Cmd::Spec(_)) {
+        crate::rootless::set(cli.rootless.as_deref())?;
+    }
     match cmd {
         Cmd::Spec(a) => {
             spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0)
@@ -64,10 +67,11 @@ pub fn live_cgroup(
             "container {id}: container not running"
         )));
     }
-    let cg = c
-        .saved
-        .cgroup
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("container {id} has no cgroup"))?;
+    let cg = c.saved.cgroup.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "container {id} has no cgroup (a rootless container gets one only from a \
+                 cgroup v2 subtree delegated to its user)"
+        )
+    })?;
     Ok((c, cg))
 }

@@ -23,10 +23,11 @@ pub fn run(root: &Path, id: &str, pause: bool) -> Result<()> {
             status.as_str()
         )));
     }
-    let cg = c
-        .saved
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| anyhow!("container {id} has no cgroup"))?;
+    let cg = c.saved.cgroup.as_ref().ok_or_else(|| {
+        anyhow!(
+            "container {id} has no cgroup to freeze (a rootless container gets one only \
+                 from a cgroup v2 subtree delegated to its user)"
+        )
+    })?;
     cg.set_frozen(pause)
 }

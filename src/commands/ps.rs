@@ -8,9 +8,11 @@ use std::path::Path;
 pub fn run(root: &Path, a: &PsArgs) -> Result<()> {
     let c = crate::state::Container::load(root, &a.id)?;
     // A stopped container has no processes: an empty list, as runc prints, not an error.
+    // Without a cgroup (rootless on cgroup v1): init, its pid namespace and descendants.
     let pids = match &c.saved.cgroup {
-        Some(cg) if c.status() != crate::state::Status::Stopped => cg.procs()?,
-        _ => Vec::new(),
+        _ if c.status() == crate::state::Status::Stopped => Vec::new(),
+        Some(cg) => cg.procs()?,
+        None => crate::util::pids_by_proc(c.saved.pid, c.saved.start_time, !c.saved.shared_pidns),
     };
     match a.format.as_str() {
         "json" => {
