@@ -8,7 +8,6 @@
 use anyhow::{Context, Result, anyhow, bail};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
 pub const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
@@ -24,7 +23,7 @@ pub struct Join {
 pub struct NsPlan {
     /// Namespaces to create.
     pub new: CloneFlags,
-    /// Namespaces to join, in config order (the user namespace is joined first).
+    /// Namespaces to join, in config order (see [`join_all`] for the order they are joined).
     pub join: Vec<Join>,
 }
 
@@ -169,23 +168,78 @@ pub fn open_joins(plan: &NsPlan) -> Result<Vec<(CloneFlags, std::fs::File, usize
         .collect()
 }
 
-/// setns into each opened namespace.
+/// setns into each opened namespace, in three passes as runc (1.3) and nsenter(1) do: the
+/// others first with our own credentials, leaving those the kernel refuses (EPERM: owned by a
+/// user namespace we are not privileged in); then the user namespace; then, as its root,
+/// the ones refused before. So a joined user namespace and a network namespace given by path
+/// work both when the network namespace belongs to the host (joined before our credentials
+/// change) and when it belongs to that user namespace (rootless: joined after).
 pub fn join_all(files: &[(CloneFlags, std::fs::File, usize)], plan: &NsPlan) -> Result<()> {
-    for (flag, f, i) in files {
+    let what = |flag: CloneFlags, i: usize| {
+        format!(
+            "join {} namespace {} (linux.namespaces[{i}])",
+            name(flag),
+            plan.join
+                .iter()
+                .find(|j| j.index == i)
+                .map(|j| j.path.display().to_string())
+                .unwrap_or_default()
+        )
+    };
+    let user = CloneFlags::CLONE_NEWUSER;
+    let mut refused = Vec::new();
+    for e in files.iter().filter(|(f, _, _)| *f != user) {
+        match nix::sched::setns(&e.1, e.0) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EPERM) => refused.push(e),
+            Err(err) => return Err(anyhow!(err).context(what(e.0, e.2))),
+        }
+    }
+    let mut joined_user = false;
+    for (flag, f, i) in files.iter().filter(|(f, _, _)| *f == user) {
+        nix::sched::setns(f, *flag).with_context(|| what(*flag, *i))?;
+        joined_user = true;
+    }
+    for (flag, f, i) in refused {
         nix::sched::setns(f, *flag).with_context(|| {
-            format!(
-                "join {} namespace {} (linux.namespaces[{i}])",
-                name(*flag),
-                plan.join
-                    .iter()
-                    .find(|j| j.index == *i)
-                    .map(|j| j.path.display().to_string())
-                    .unwrap_or_default()
-            )
+            let why = if joined_user {
+                "(refused with the host's credentials and as root of the joined user namespace)"
+            } else {
+                "(it belongs to a user namespace the container does not join)"
+            };
+            format!("{} {why}", what(*flag, *i))
         })?;
-        let _ = f.as_raw_fd();
     }
     Ok(())
+}
+
+/// A user namespace with these maps, held by an fd (for MOUNT_ATTR_IDMAP): a child is
+/// cloned into a new one, its maps written, its namespace opened, and it is let go. Needs
+/// the privileges to write such maps (root on the host).
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| anyhow!("pipe for the id-map user namespace: {e}"))?;
+    let pid = crate::process::clone3_into(CloneFlags::CLONE_NEWUSER, None)
+        .context("make a user namespace for an id-mapped mount")?;
+    if pid == 0 {
+        // Wait until the parent is done with us (its end closes), then leave.
+        drop(w);
+        let mut b = [0u8; 1];
+        let _ = nix::unistd::read(r.as_raw_fd(), &mut b);
+        // SAFETY: leave without running the parent's destructors.
+        unsafe { libc::_exit(0) }
+    }
+    drop(r);
+    let res = (|| {
+        crate::sys::write_file(&format!("/proc/{pid}/uid_map"), uid_map).context("uidMappings")?;
+        crate::sys::write_file(&format!("/proc/{pid}/gid_map"), gid_map).context("gidMappings")?;
+        std::fs::File::open(format!("/proc/{pid}/ns/user"))
+            .map_err(|e| anyhow!("open /proc/{pid}/ns/user: {}", crate::sys::io_errno(&e)))
+    })();
+    drop(w);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    res
 }
 
 #[cfg(test)]
