@@ -33,6 +33,27 @@ pub struct MountPlan {
     /// The recursive options ("rro", "rnosuid"...): MOUNT_ATTR_* (set, clear) for
     /// mount_setattr(AT_RECURSIVE) on the whole tree once it is mounted.
     pub rattr: Option<(u64, u64)>,
+    /// An id-mapped bind mount (runtime-spec 1.2: `uidMappings`/`gidMappings` on the mount,
+    /// the `idmap` and `ridmap` options).
+    pub idmap: Option<IdmapPlan>,
+}
+
+/// How an id-mapped mount maps: the parent clones the source tree and sets
+/// MOUNT_ATTR_IDMAP with a user namespace of these maps (see [`prepare_sources`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdmapPlan {
+    /// `ridmap`: every mount of an `rbind` tree, not only its top.
+    pub recursive: bool,
+    pub userns: IdmapUserns,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdmapUserns {
+    /// The mount's own `uidMappings`/`gidMappings`, as /proc/PID/{uid,gid}_map text.
+    Maps { uid: String, gid: String },
+    /// The container's user namespace (`idmap` without mappings, or mappings equal to the
+    /// container's): the one init is in.
+    Container,
 }
 
 #[derive(Debug, Clone)]
@@ -134,8 +155,15 @@ impl MountPlan {
     pub fn from_spec(i: usize, m: &oci_spec::runtime::Mount, bundle: &Path) -> Result<MountPlan> {
         let field = format!("config.json: mounts[{i}]");
         let dest = m.destination().to_string_lossy().into_owned();
+        if dest.is_empty() {
+            bail!("{field}.destination: empty");
+        }
         if !dest.starts_with('/') {
-            bail!("{field}.destination: {dest:?} is not an absolute path");
+            // runc takes it relative to the container's / (with a deprecation warning).
+            crate::logging::warn(&format!(
+                "{field}.destination: {dest:?} is not absolute: taken as /{dest} (relative \
+                 destinations are deprecated)"
+            ));
         }
         let dest = clean(&dest);
         if dest == "/" {
@@ -150,6 +178,7 @@ impl MountPlan {
         let mut rec = false;
         let mut cleared = MsFlags::empty();
         let mut rattr: Option<(u64, u64)> = None;
+        let mut idmap_opt: Option<bool> = None;
         for o in m.options().as_deref().unwrap_or_default() {
             let o = o.as_str();
             if let Some((_, clear, f)) = FLAG_OPTIONS.iter().find(|(n, _, _)| *n == o) {
@@ -189,6 +218,8 @@ impl MountPlan {
                 rec = true;
             } else if o == "tmpcopyup" {
                 copy_up = true;
+            } else if o == "idmap" || o == "ridmap" {
+                idmap_opt = Some(o == "ridmap");
             } else if o == "defaults" {
                 // "defaults" means no flags.
             } else if o.is_empty() {
@@ -224,6 +255,33 @@ impl MountPlan {
         } else {
             src
         };
+        let map_text = |v: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            v.as_ref().filter(|v| !v.is_empty()).map(|v| {
+                v.iter()
+                    .map(|e| format!("{} {} {}\n", e.container_id(), e.host_id(), e.size()))
+                    .collect::<String>()
+            })
+        };
+        let (um, gm) = (map_text(m.uid_mappings()), map_text(m.gid_mappings()));
+        let idmap = match (um, gm) {
+            (Some(uid), Some(gid)) => Some(IdmapPlan {
+                recursive: idmap_opt.unwrap_or(false),
+                userns: IdmapUserns::Maps { uid, gid },
+            }),
+            (Some(_), None) => bail!("{field}.gidMappings: missing (uidMappings needs it)"),
+            (None, Some(_)) => bail!("{field}.uidMappings: missing (gidMappings needs it)"),
+            // Filled in from the container's user namespace, or refused (spec::plan).
+            (None, None) => idmap_opt.map(|recursive| IdmapPlan {
+                recursive,
+                userns: IdmapUserns::Container,
+            }),
+        };
+        if idmap.is_some() && !bind {
+            bail!(
+                "{field}: id-mapped mounts (uidMappings, gidMappings, idmap, ridmap) are only \
+                 supported for bind mounts, not type {typ:?}"
+            );
+        }
         Ok(MountPlan {
             index: i,
             dest,
@@ -236,6 +294,7 @@ impl MountPlan {
             copy_up: copy_up && !bind,
             cleared,
             rattr,
+            idmap,
         })
     }
 
@@ -653,29 +712,51 @@ pub struct Setup<'a> {
     /// Bind sources opened for init by the parent (see [`open_bind_sources`]): (mounts
     /// index, O_PATH fd of a mount in init's own mount namespace).
     pub bind_srcs: &'a [(usize, OwnedFd)],
+    /// Id-mapped mounts, cloned and mapped by the parent: (mounts index, detached tree).
+    pub idmapped: &'a [(usize, OwnedFd)],
 }
 
-/// Bind sources outside the rootfs, for a container with a new user namespace: its root may
-/// not reach them (a 0700 host dir). Sources inside the rootfs are left to init, in mount
-/// order (an earlier mount may make them).
+/// Whether init asks the parent for its bind sources ([`prepare_sources`]): bind sources
+/// outside the rootfs for a container with a new user namespace (its root may not reach them,
+/// a 0700 host dir; sources inside the rootfs are left to init, in mount order: an earlier
+/// mount may make them), and every id-mapped mount (MOUNT_ATTR_IDMAP needs the host's
+/// privileges). Not rootless: the container's root is the caller itself, it reaches what the
+/// caller reaches (and the caller may not enter init's mounts).
 pub fn parent_opens_bind_sources(mounts: &[MountPlan], rootfs: &Path, new_userns: bool) -> bool {
-    new_userns && mounts.iter().any(|m| outside_rootfs_bind(m, rootfs))
+    if crate::rootless::active() {
+        return false;
+    }
+    mounts
+        .iter()
+        .any(|m| m.idmap.is_some() || (new_userns && outside_rootfs_bind(m, rootfs)))
 }
 
 fn outside_rootfs_bind(m: &MountPlan, rootfs: &Path) -> bool {
     m.bind && !Path::new(&m.source).starts_with(rootfs)
 }
 
-/// runc's way to hand a user-namespaced init the bind sources it cannot reach: a helper
-/// process keeps the host's user namespace and credentials, joins init's mount namespace and
-/// opens each source there (O_PATH). The fds name mounts of init's own namespace, copies the
-/// kernel made with their flags locked, so init binds them as it binds any source. A source
-/// the helper cannot open is left out: init tries it itself, for its own error.
-pub fn open_bind_sources(
+/// What the parent hands init for its mounts: (mounts index, fd) of bind sources (O_PATH of
+/// the source) and of id-mapped trees (detached mounts, ready to be attached).
+pub struct Prepared {
+    pub sources: Vec<(usize, OwnedFd)>,
+    pub trees: Vec<(usize, OwnedFd)>,
+}
+
+/// runc's way to hand init what it cannot make itself: a helper process keeps the host's user
+/// namespace and credentials, joins init's mount namespace and there
+/// - opens each bind source outside the rootfs (O_PATH), for a user-namespaced init: the fds
+///   name mounts of init's own namespace, copies the kernel made with their flags locked, so
+///   init binds them as it binds any source. One the helper cannot open is left out: init
+///   tries it itself, for its own error;
+/// - clones the source of each id-mapped mount (open_tree, recursively for rbind), sets
+///   MOUNT_ATTR_IDMAP with the mount's user namespace (recursively for ridmap) and the bind
+///   flags: init only attaches it. A failure here is the create's error.
+pub fn prepare_sources(
     init_pid: i32,
     mounts: &[MountPlan],
     rootfs: &Path,
-) -> Result<Vec<(usize, OwnedFd)>> {
+    new_userns: bool,
+) -> Result<Prepared> {
     use crate::process::channel::ToInit;
     let ns = std::fs::File::open(format!("/proc/{init_pid}/ns/mnt")).map_err(|e| {
         anyhow!(
@@ -683,6 +764,35 @@ pub fn open_bind_sources(
             sys::io_errno(&e)
         )
     })?;
+    // The user namespaces of the id-mapped mounts, made or opened before the helper forks.
+    let mut made: Vec<(String, String, std::fs::File)> = Vec::new();
+    let mut userns: Vec<(usize, std::fs::File)> = Vec::new();
+    for m in mounts {
+        let Some(idm) = &m.idmap else { continue };
+        let f = match &idm.userns {
+            IdmapUserns::Container => std::fs::File::open(format!("/proc/{init_pid}/ns/user"))
+                .map_err(|e| {
+                    anyhow!(
+                        "{}: open the container's user namespace /proc/{init_pid}/ns/user: {}",
+                        m.what(),
+                        sys::io_errno(&e)
+                    )
+                })?,
+            IdmapUserns::Maps { uid, gid } => {
+                if let Some((_, _, f)) = made.iter().find(|(u, g, _)| u == uid && g == gid) {
+                    f.try_clone()?
+                } else {
+                    let f = crate::namespaces::userns_with_maps(uid, gid).with_context(|| {
+                        format!("{}: the user namespace of its id mapping", m.what())
+                    })?;
+                    made.push((uid.clone(), gid.clone(), f.try_clone()?));
+                    f
+                }
+            }
+        };
+        userns.push((m.index, f));
+    }
+    drop(made);
     let (ours, theirs) = crate::process::channel::pair()?;
     // SAFETY: rrun is single-threaded here; the child only makes syscalls and _exits.
     match unsafe { nix::unistd::fork() }
@@ -690,32 +800,82 @@ pub fn open_bind_sources(
     {
         nix::unistd::ForkResult::Child => {
             drop(ours);
+            let send = |fds: &[(usize, OwnedFd)], trees: bool| {
+                for chunk in fds.chunks(crate::process::channel::MAX_FDS) {
+                    let indices = chunk.iter().map(|(i, _)| *i).collect();
+                    let raw: Vec<i32> = chunk.iter().map(|(_, f)| f.as_raw_fd()).collect();
+                    let msg = if trees {
+                        ToInit::IdmappedTrees { indices }
+                    } else {
+                        ToInit::BindSources { indices }
+                    };
+                    let _ = theirs.send_fds(&msg, &raw);
+                }
+            };
             let mut got: Vec<(usize, OwnedFd)> = Vec::new();
-            if nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).is_ok() {
-                for m in mounts.iter().filter(|m| outside_rootfs_bind(m, rootfs)) {
-                    if let Ok(fd) = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0) {
-                        got.push((m.index, fd));
+            let mut trees: Vec<(usize, OwnedFd)> = Vec::new();
+            match nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
+                Ok(()) => {
+                    for m in mounts.iter().filter(|m| {
+                        m.idmap.is_none() && new_userns && outside_rootfs_bind(m, rootfs)
+                    }) {
+                        if let Ok(fd) = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
+                        {
+                            got.push((m.index, fd));
+                        }
+                    }
+                    for (i, u) in &userns {
+                        let Some(m) = mounts.iter().find(|m| m.index == *i) else {
+                            continue;
+                        };
+                        match idmapped_tree(m, u) {
+                            Ok(t) => trees.push((*i, t)),
+                            Err(e) => {
+                                let _ = theirs.send(&ToInit::PrepareFailed {
+                                    msg: format!("{}: {e:#}", m.what()),
+                                });
+                                // SAFETY: leave without running the parent's destructors.
+                                unsafe { libc::_exit(1) }
+                            }
+                        }
                     }
                 }
+                Err(e) if !userns.is_empty() => {
+                    let _ = theirs.send(&ToInit::PrepareFailed {
+                        msg: format!("id-mapped mounts: join init's mount namespace: {e}"),
+                    });
+                    // SAFETY: as above.
+                    unsafe { libc::_exit(1) }
+                }
+                Err(_) => {}
             }
-            for chunk in got.chunks(crate::process::channel::MAX_FDS) {
-                let indices = chunk.iter().map(|(i, _)| *i).collect();
-                let fds: Vec<i32> = chunk.iter().map(|(_, f)| f.as_raw_fd()).collect();
-                let _ = theirs.send_fds(&ToInit::BindSources { indices }, &fds);
-            }
+            send(&got, false);
+            send(&trees, true);
             let _ = theirs.send(&ToInit::BindSourcesDone);
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(theirs);
-            let mut out = Vec::new();
+            drop(userns);
+            let mut out = Prepared {
+                sources: Vec::new(),
+                trees: Vec::new(),
+            };
             let r = loop {
                 match ours.recv::<ToInit>() {
                     Ok(Some(ToInit::BindSources { indices })) => {
-                        out.extend(indices.into_iter().zip(ours.take_fds()));
+                        out.sources.extend(indices.into_iter().zip(ours.take_fds()));
                     }
-                    Ok(Some(ToInit::BindSourcesDone)) | Ok(None) => break Ok(()),
+                    Ok(Some(ToInit::IdmappedTrees { indices })) => {
+                        out.trees.extend(indices.into_iter().zip(ours.take_fds()));
+                    }
+                    Ok(Some(ToInit::PrepareFailed { msg })) => break Err(anyhow!(msg)),
+                    Ok(Some(ToInit::BindSourcesDone)) => break Ok(()),
+                    Ok(None) if out.trees.len() < mounts_idmapped(mounts) => {
+                        break Err(anyhow!("the mount-source helper died"));
+                    }
+                    Ok(None) => break Ok(()),
                     Ok(Some(other)) => break Err(anyhow!("mount-source helper sent {other:?}")),
                     Err(e) => break Err(e.context("mount-source helper")),
                 }
@@ -724,6 +884,36 @@ pub fn open_bind_sources(
             r.map(|()| out)
         }
     }
+}
+
+fn mounts_idmapped(mounts: &[MountPlan]) -> usize {
+    mounts.iter().filter(|m| m.idmap.is_some()).count()
+}
+
+/// The detached, id-mapped clone of an id-mapped mount's source, its bind flags set.
+fn idmapped_tree(m: &MountPlan, userns: &std::fs::File) -> Result<OwnedFd> {
+    let recursive = m.flags.contains(MsFlags::MS_REC);
+    let tree = sys::open_tree_clone(libc::AT_FDCWD, &m.source, recursive)
+        .map_err(|e| anyhow!("open_tree(OPEN_TREE_CLONE) {}: {e}", m.source))?;
+    let idm = m.idmap.as_ref().expect("an id-mapped mount");
+    sys::mount_setattr_idmap(&tree, userns, idm.recursive).map_err(|e| {
+        let hint = match e {
+            Errno::EINVAL => {
+                " (does the filesystem support id-mapped mounts on this kernel? a tree that \
+                 is already id-mapped cannot be mapped again)"
+            }
+            Errno::ENOSYS => " (id-mapped mounts need Linux 5.12)",
+            _ => "",
+        };
+        anyhow!("set MOUNT_ATTR_IDMAP on {}: {e}{hint}", m.source)
+    })?;
+    let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_REMOUNT - MsFlags::MS_BIND;
+    if !rest.is_empty() || !m.cleared.is_empty() {
+        let (set, clear) = mount_attrs(rest, m.cleared);
+        sys::mount_setattr(&tree, set, clear)
+            .map_err(|e| anyhow!("set the bind flags {rest:?} on {}: {e}", m.source))?;
+    }
+    Ok(tree)
 }
 
 /// Make `/` private, bind the rootfs onto itself, return its fd.
@@ -777,7 +967,11 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
     if m.typ == "cgroup" || m.typ == "cgroup2" {
         return mount_cgroup(root, m, s);
     }
-    if m.bind {
+    if let Some((_, tree)) = s.idmapped.iter().find(|(i, _)| *i == m.index) {
+        attach_idmapped(root, m, tree)?;
+    } else if m.idmap.is_some() {
+        bail!("id-mapped mount: the parent sent no tree for it");
+    } else if m.bind {
         // One the parent opened for init (user namespaces), else opened here.
         let own;
         let src = match s.bind_srcs.iter().find(|(i, _)| *i == m.index) {
@@ -916,6 +1110,22 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Attach an id-mapped tree the parent prepared (flags and mapping already set) at the
+/// mount's destination, made like a bind target (a directory for a directory, else a file).
+fn attach_idmapped(root: &OwnedFd, m: &MountPlan, tree: &OwnedFd) -> Result<()> {
+    let st =
+        nix::sys::stat::fstat(tree.as_raw_fd()).map_err(|e| anyhow!("stat {}: {e}", m.source))?;
+    let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+    let target = if is_dir {
+        mkdir_all(root, &m.dest, 0o755)?
+    } else {
+        ensure_file(root, &m.dest)?
+    };
+    check_target_not_proc(root, &target, &m.dest, false)?;
+    sys::move_mount_onto(tree, &target)
+        .map_err(|e| anyhow!("attach the id-mapped {} onto {:?}: {e}", m.source, m.dest))
 }
 
 /// Copy a directory tree (files, dirs, symlinks as links; modes and owners kept) — the
@@ -1593,8 +1803,15 @@ mod tests {
 
     #[test]
     fn bad_mounts() {
+        // Relative: taken from / as runc does (with a warning).
+        assert_eq!(
+            mp(r#"{"destination":"rel/x","type":"tmpfs"}"#)
+                .unwrap()
+                .dest,
+            "/rel/x"
+        );
         assert!(
-            mp(r#"{"destination":"rel","type":"tmpfs"}"#)
+            mp(r#"{"destination":"","type":"tmpfs"}"#)
                 .unwrap_err()
                 .to_string()
                 .contains("mounts[0].destination")

@@ -180,6 +180,37 @@ pub fn mount_setattr_recursive(fd: &impl AsRawFd, set: u64, clear: u64) -> nix::
     mount_setattr_flags(fd, set, clear, libc::AT_RECURSIVE)
 }
 
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// mount_setattr(MOUNT_ATTR_IDMAP) with the user namespace `userns`: the detached mount
+/// `fd` (an open_tree clone) shows file owners through that namespace's maps; with
+/// `recursive` every mount of the tree does.
+pub fn mount_setattr_idmap(
+    fd: &impl AsRawFd,
+    userns: &impl AsRawFd,
+    recursive: bool,
+) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let extra = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: fds we hold, an empty C string and a properly sized mount_attr.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | extra,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 fn mount_setattr_flags(fd: &impl AsRawFd, set: u64, clear: u64, extra: i32) -> nix::Result<()> {
     let attr = MountAttr {
         attr_set: set,

@@ -56,6 +56,23 @@ pub fn create(
 ) -> Result<(Container, Option<OwnedFd>)> {
     crate::state::validate_id(id)?;
     let plan = crate::spec::load(&o.bundle)?;
+    if crate::rootless::active() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER) {
+        bail!(
+            "config.json: linux.namespaces: rootless: a container made without root needs a \
+             user namespace (add {{\"type\": \"user\"}} and linux.uidMappings/gidMappings, \
+             as `rrun spec --rootless` writes)"
+        );
+    }
+    if crate::rootless::active()
+        && let Some(m) = plan.mounts.iter().find(|m| m.idmap.is_some())
+    {
+        bail!(
+            "config.json: mounts[{}]: rootless: id-mapped mounts need root on the host \
+             (MOUNT_ATTR_IDMAP on a host filesystem): drop uidMappings/gidMappings and \
+             idmap/ridmap from it",
+            m.index
+        );
+    }
     if plan.process.terminal && o.console_socket.is_none() && !want_master {
         bail!(
             "config.json: process.terminal: a terminal needs --console-socket (or `run` in the foreground); rrun will not allocate a tty it cannot hand over"
@@ -116,22 +133,34 @@ fn setup(
 
     // v1 and hybrid: only hybrid's cgroup2 dir (for CLONE_INTO_CGROUP) before the clone, the
     // v1 hierarchies and the limits after it, while init makes its namespaces (not with a
-    // user namespace: that path keeps the cgroup first). v2: all of it first.
+    // user namespace: that path keeps the cgroup first). v2: all of it first. Rootless: maybe
+    // none at all (see crate::rootless::cgroup).
     let t = crate::logging::phase("cgroup");
-    let mut cg = if crate::cgroups::systemd::requested() {
-        Cgroup::plan_systemd(plan.cgroups_path.as_deref(), &c.saved.id)?
+    let mut cg = if crate::rootless::active() {
+        crate::rootless::cgroup(
+            plan.cgroups_path.as_deref(),
+            &c.saved.id,
+            plan.resources.as_ref(),
+        )?
+    } else if crate::cgroups::systemd::requested() {
+        Some(Cgroup::plan_systemd(
+            plan.cgroups_path.as_deref(),
+            &c.saved.id,
+        )?)
     } else {
-        Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?
+        Some(Cgroup::plan(plan.cgroups_path.as_deref(), &c.saved.id)?)
     };
-    // Every dir is recorded before it is made: a create killed anywhere leaves `delete
-    // --force` what it needs, with or without a state.json.
-    cg.set_journal(crate::cgroups::owned::Journal::create(&c.dir)?);
-    // systemd: the scope is started around init after the clone, before init goes on.
-    let by_systemd = cg.by_systemd();
-    let late =
-        !by_systemd && cg.split_create() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER);
     let res = plan.resources.as_ref();
-    {
+    let (mut late, mut by_systemd) = (false, false);
+    if let Some(cg) = cg.as_mut() {
+        // Every dir is recorded before it is made: a create killed anywhere leaves `delete
+        // --force` what it needs, with or without a state.json.
+        cg.set_journal(crate::cgroups::owned::Journal::create(&c.dir)?);
+        // systemd: the scope is started around init after the clone, before init goes on.
+        by_systemd = cg.by_systemd();
+        late = !by_systemd
+            && cg.split_create()
+            && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER);
         // Known to the cleanup path (in memory) before the dirs exist.
         c.saved.cgroup = Some(cg.clone());
         if !by_systemd {
@@ -165,7 +194,7 @@ fn setup(
         id: &c.saved.id,
         err_file: Some(&err_file),
         plan,
-        cgroup: Some(&planned),
+        cgroup: planned.as_ref(),
         cgroup_late: late,
         fifo: Some(&fifo),
         no_pivot: o.no_pivot,
@@ -174,7 +203,7 @@ fn setup(
         extra_env,
     };
     let pending = process::spawn(&opts)?;
-    if by_systemd {
+    if by_systemd && let Some(cg) = cg.as_mut() {
         let t = crate::logging::phase("systemd scope");
         let r = cg.start_unit(
             pending.pid(),
@@ -189,7 +218,7 @@ fn setup(
         c.save()?;
     }
     pending.go()?;
-    if late {
+    if late && let Some(cg) = cg.as_mut() {
         let t = crate::logging::phase("cgroup v1");
         let r = cg.create_part(res, &plan.devices, Part::Legacy);
         c.saved.cgroup = Some(cg.clone());
@@ -201,7 +230,9 @@ fn setup(
     }
     let spawned = pending.ready()?;
     drop(fifo);
-    cg.created.shrink_to_fit();
+    if let Some(cg) = cg.as_mut() {
+        cg.created.shrink_to_fit();
+    }
     c.saved.pid = spawned.pid;
     c.saved.start_time = spawned.start_time;
     c.saved.creating = false;

@@ -29,8 +29,11 @@ pub fn features() -> Value {
             -1
         }
     }
-    if crate::sys::mount_setattr(&NoFd, 0, 0) != Err(nix::errno::Errno::ENOSYS) {
+    let setattr = crate::sys::mount_setattr(&NoFd, 0, 0) != Err(nix::errno::Errno::ENOSYS);
+    if setattr {
         mount_options.extend(crate::rootfs::RECURSIVE_OPTIONS.iter().map(|(n, _, _)| *n));
+        // Id-mapped bind mounts (MOUNT_ATTR_IDMAP, Linux 5.12).
+        mount_options.extend(["idmap", "ridmap"]);
     }
     let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     caps.sort();
@@ -66,7 +69,8 @@ pub fn features() -> Value {
             "apparmor": {"enabled": crate::spec::apparmor_enabled()},
             "selinux": {"enabled": crate::spec::selinux_enabled()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": false}},
+            // Id-mapped bind mounts: where the kernel has mount_setattr(2) (Linux 5.12).
+            "mountExtensions": {"idmap": {"enabled": setattr}},
             "memoryPolicy": {
                 "modes": [
                     "MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",

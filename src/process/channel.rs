@@ -8,6 +8,8 @@
 //! | 2    | init   | `NeedMaps`       | init unshared a user namespace: write its id maps          |
 //! | 3    | parent | `MapsWritten`    | done                                                       |
 //! | 4    | init   | `Forked{pid}`    | the real init is this child (pid or time namespace)        |
+//! | 4a   | init   | `NeedBindSources`| before mounting: bind sources a userns root cannot reach, id-mapped trees |
+//! | 4b   | parent | `BindSources{indices}`, `IdmappedTrees{indices}` + fds, then `BindSourcesDone` | |
 //! | 5    | init   | `RunHooks`       | mounts done, before pivot_root: run prestart/createRuntime |
 //! | 6    | parent | `HooksDone{pid}` | done; init runs createContainer hooks (state with that pid) |
 //! | 7    | init   | `Ready`          | rootfs and process set up; init now waits on exec.fifo     |
@@ -36,6 +38,15 @@ pub enum ToInit {
     /// rootfs::open_bind_sources): the `mounts` indices, fds attached in the same order.
     BindSources {
         indices: Vec<usize>,
+    },
+    /// Id-mapped mounts' trees, cloned and mapped by the parent (rootfs::prepare_sources):
+    /// the `mounts` indices, detached mount fds attached in the same order.
+    IdmappedTrees {
+        indices: Vec<usize>,
+    },
+    /// The helper that prepares them failed (to the parent only, which reports it).
+    PrepareFailed {
+        msg: String,
     },
     BindSourcesDone,
 }

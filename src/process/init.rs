@@ -165,16 +165,25 @@ fn setup(
     // A new user namespace's root may not reach a bind source on the host: the parent opens
     // them from inside this mount namespace (rootfs::open_bind_sources).
     let mut bind_srcs = Vec::new();
+    let mut idmapped = Vec::new();
     if rootfs::parent_opens_bind_sources(
         &plan.mounts,
         &plan.rootfs,
         plan.ns.new.contains(CloneFlags::CLONE_NEWUSER),
     ) {
+        if cgroup_pending {
+            // The v1 cgroup the parent sent comes first on the channel.
+            enter_late_cgroup(chan, cgroupns)?;
+            cgroup_pending = false;
+        }
         chan.send(&ToParent::NeedBindSources)?;
         loop {
             match chan.recv::<ToInit>()? {
                 Some(ToInit::BindSources { indices }) => {
                     bind_srcs.extend(indices.into_iter().zip(chan.take_fds()));
+                }
+                Some(ToInit::IdmappedTrees { indices }) => {
+                    idmapped.extend(indices.into_iter().zip(chan.take_fds()));
                 }
                 Some(ToInit::BindSourcesDone) => break,
                 other => bail!("init channel: expected BindSources, got {other:?}"),
@@ -191,6 +200,7 @@ fn setup(
         cgroupns: plan.ns.owns(CloneFlags::CLONE_NEWCGROUP),
         userns,
         bind_srcs: &bind_srcs,
+        idmapped: &idmapped,
     };
     // Before any of the container's mounts exist.
     let lsm_proc = lsm_proc_handle(&plan.process)?;
@@ -216,6 +226,7 @@ fn setup(
     }
     // Host mounts' handles: gone before anything of the container's can run.
     drop(bind_srcs);
+    drop(idmapped);
     if plan.process.terminal {
         let sock = o
             .console

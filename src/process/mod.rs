@@ -103,15 +103,7 @@ fn describe(flags: CloneFlags) -> String {
 }
 
 fn write_maps(pid: i32, plan: &Plan) -> Result<()> {
-    if let Some(m) = &plan.uid_map {
-        crate::sys::write_file(&format!("/proc/{pid}/uid_map"), m)
-            .map_err(|e| anyhow!("linux.uidMappings: {e:#}"))?;
-    }
-    if let Some(m) = &plan.gid_map {
-        crate::sys::write_file(&format!("/proc/{pid}/gid_map"), m)
-            .map_err(|e| anyhow!("linux.gidMappings: {e:#}"))?;
-    }
-    Ok(())
+    crate::rootless::write_maps(pid, plan.uid_map.as_deref(), plan.gid_map.as_deref())
 }
 
 /// Kills and reaps the child if spawning fails part way.
@@ -253,15 +245,26 @@ impl Pending<'_, '_> {
                 }
                 Some(ToParent::NeedBindSources) => {
                     let _t = crate::logging::phase("bind sources");
-                    let got =
-                        crate::rootfs::open_bind_sources(init_pid, &plan.mounts, &plan.rootfs)?;
-                    for chunk in got.chunks(channel::MAX_FDS) {
-                        let indices = chunk.iter().map(|(i, _)| *i).collect();
-                        let fds: Vec<i32> = chunk
-                            .iter()
-                            .map(|(_, f)| std::os::fd::AsRawFd::as_raw_fd(f))
-                            .collect();
-                        parent.send_fds(&ToInit::BindSources { indices }, &fds)?;
+                    let got = crate::rootfs::prepare_sources(
+                        init_pid,
+                        &plan.mounts,
+                        &plan.rootfs,
+                        plan.ns.new.contains(CloneFlags::CLONE_NEWUSER),
+                    )?;
+                    for (list, trees) in [(&got.sources, false), (&got.trees, true)] {
+                        for chunk in list.chunks(channel::MAX_FDS) {
+                            let indices = chunk.iter().map(|(i, _)| *i).collect();
+                            let fds: Vec<i32> = chunk
+                                .iter()
+                                .map(|(_, f)| std::os::fd::AsRawFd::as_raw_fd(f))
+                                .collect();
+                            let msg = if trees {
+                                ToInit::IdmappedTrees { indices }
+                            } else {
+                                ToInit::BindSources { indices }
+                            };
+                            parent.send_fds(&msg, &fds)?;
+                        }
                     }
                     parent.send(&ToInit::BindSourcesDone)?;
                 }

@@ -337,6 +337,16 @@ fn features_every_mount_option_accepted() {
                 add_mount(&mut spec, bind_mount(&src, &dest, &[o]));
                 dest
             }
+            // Id-mapped bind mounts: with mappings of their own (no user namespace here).
+            "idmap" | "ridmap" => {
+                let dest = format!("/mnt/o-{o}");
+                let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                let mut m = bind_mount(&src, &dest, &["rbind", o]);
+                m["uidMappings"] = map.clone();
+                m["gidMappings"] = map;
+                add_mount(&mut spec, m);
+                dest
+            }
             _ => {
                 let dest = format!("/mnt/o-{o}");
                 add_mount(
@@ -407,6 +417,7 @@ fn features_every_mount_option_accepted() {
             "slave" | "rslave" => !optional.contains("shared:"),
             "tmpcopyup" => fstype == "tmpfs",
             "bind" | "rbind" => fstype != "tmpfs",
+            "idmap" | "ridmap" => has("idmapped"),
             // Accepted; nothing to see in mountinfo (or kernel-dependent,
             // like mand, which newer kernels ignore).
             _ => true,
