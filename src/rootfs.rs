@@ -723,7 +723,7 @@ pub struct Setup<'a> {
 /// privileges). Not rootless: the container's root is the caller itself, it reaches what the
 /// caller reaches (and the caller may not enter init's mounts).
 pub fn parent_opens_bind_sources(mounts: &[MountPlan], rootfs: &Path, new_userns: bool) -> bool {
-    if crate::rootless::active() {
+    if crate::rootless::euid() {
         return false;
     }
     mounts
@@ -1112,6 +1112,27 @@ fn do_mount(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
     Ok(())
 }
 
+/// A rootless container without a cgroup of its own: the host's cgroup tree, bound (read-only
+/// when asked; a user namespace keeps the source's locked flags).
+fn mount_host_cgroups(root: &OwnedFd, m: &MountPlan) -> Result<()> {
+    crate::logging::debug(&format!(
+        "{}: the container has no cgroup of its own (rootless): the host's /sys/fs/cgroup is \
+         bound there",
+        m.what()
+    ));
+    let target = mkdir_all(root, &m.dest, 0o755)?;
+    let rest = m.flags - MsFlags::MS_REC - MsFlags::MS_BIND - MsFlags::MS_REMOUNT;
+    bind_fd(
+        BindSrc::Path(crate::cgroups::CGROUP_ROOT),
+        &target,
+        true,
+        (!rest.is_empty() || !m.cleared.is_empty()).then_some(rest),
+        m.cleared,
+        &|| open_in_root(root, &m.dest, libc::O_PATH, 0),
+    )
+    .map_err(|e| anyhow!("bind the host's {}: {e}", crate::cgroups::CGROUP_ROOT))
+}
+
 /// Attach an id-mapped tree the parent prepared (flags and mapping already set) at the
 /// mount's destination, made like a bind target (a directory for a directory, else a file).
 fn attach_idmapped(root: &OwnedFd, m: &MountPlan, tree: &OwnedFd) -> Result<()> {
@@ -1238,7 +1259,7 @@ fn check_plain_dir(fd: &OwnedFd, dest: &str) -> Result<()> {
 /// cgroup dirs are bound from the host.
 fn mount_cgroup(root: &OwnedFd, m: &MountPlan, s: &Setup) -> Result<()> {
     let Some(cg) = s.cgroup else {
-        bail!("a cgroup mount needs the container's cgroup (none was set up)");
+        return mount_host_cgroups(root, m);
     };
     let flags = m.flags - MsFlags::MS_REC - MsFlags::MS_RDONLY;
     let ro = m.flags.contains(MsFlags::MS_RDONLY);

@@ -8,22 +8,57 @@ use anyhow::{Result, anyhow, bail};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+static IN_USERNS: AtomicBool = AtomicBool::new(false);
 
 /// `--rootless` as runc reads it: `true`, `false`, or `auto` (the default): rootless when not
-/// root on the host.
+/// root, or root only of a user namespace (rrun under rootless podman, rootlesskit). Set once,
+/// before anything is cloned (init inherits what is known here).
 pub fn set(flag: Option<&str>) -> Result<()> {
+    let userns = in_userns();
+    IN_USERNS.store(userns, Ordering::Relaxed);
     let on = match flag.unwrap_or("auto") {
         "true" | "" => true,
         "false" => false,
-        "auto" => !nix::unistd::geteuid().is_root(),
+        "auto" => !nix::unistd::geteuid().is_root() || userns,
         other => bail!("--rootless {other:?}: true, false or auto"),
     };
     ACTIVE.store(on, Ordering::Relaxed);
     Ok(())
 }
 
+/// Rootless in runc's `--rootless` sense: cgroups are the caller's only if delegated.
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Not root at all: a new user namespace is needed, and maps beyond our own ids go through
+/// newuidmap/newgidmap.
+pub fn euid() -> bool {
+    !nix::unistd::geteuid().is_root()
+}
+
+/// rrun itself runs in a user namespace other than the host's (as root of it, under rootless
+/// podman): no device nodes, no host-wide privileges (id-mapped mounts of host filesystems).
+pub fn userns() -> bool {
+    IN_USERNS.load(Ordering::Relaxed)
+}
+
+/// Not the host's root: rootless, or root of a user namespace.
+pub fn unprivileged() -> bool {
+    euid() || userns()
+}
+
+/// Whether we are in a user namespace other than the initial one: its uid_map is not the
+/// identity of all 2^32-1 ids.
+fn in_userns() -> bool {
+    let mut buf = [0u8; 256];
+    match crate::util::read_small("/proc/self/uid_map", &mut buf) {
+        Some(n) => {
+            let m = parse_map(&String::from_utf8_lossy(&buf[..n]));
+            m != [(0, 0, u32::MAX)]
+        }
+        None => false,
+    }
 }
 
 /// One line of an id map: (inside, outside, count).

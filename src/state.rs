@@ -141,15 +141,19 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// runc's choice: `$XDG_RUNTIME_DIR/rrun` when not root, or root only of a user namespace
+/// (rootless podman) whose `$USER` is not root; else /run/rrun.
 pub fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/run/rrun");
+    let userns_user =
+        crate::rootless::userns() && std::env::var("USER").map_or(true, |u| u != "root");
+    if !nix::unistd::geteuid().is_root() || userns_user {
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(d) if !d.is_empty() => return PathBuf::from(d).join("rrun"),
+            // As runc: no per-user fallback in a shared dir (another user could own it first).
+            _ => {}
+        }
     }
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d).join("rrun"),
-        // As runc: no per-user fallback in a shared dir (another user could own it first).
-        _ => PathBuf::from("/run/rrun"),
-    }
+    PathBuf::from("/run/rrun")
 }
 
 /// Lock a state dir, waiting at most [`lock_timeout`] for the command that holds it. A dir

@@ -14,7 +14,7 @@ use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

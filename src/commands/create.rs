@@ -56,14 +56,14 @@ pub fn create(
 ) -> Result<(Container, Option<OwnedFd>)> {
     crate::state::validate_id(id)?;
     let plan = crate::spec::load(&o.bundle)?;
-    if crate::rootless::active() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER) {
+    if crate::rootless::euid() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER) {
         bail!(
             "config.json: linux.namespaces: rootless: a container made without root needs a \
              user namespace (add {{\"type\": \"user\"}} and linux.uidMappings/gidMappings, \
              as `rrun spec --rootless` writes)"
         );
     }
-    if crate::rootless::active()
+    if crate::rootless::unprivileged()
         && let Some(m) = plan.mounts.iter().find(|m| m.idmap.is_some())
     {
         bail!(

@@ -27,11 +27,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
     let Some(cmd) = &cli.cmd else {
         bail!("no command given: see rrun --help");
     };
-    let root = root(cli);
     crate::cgroups::systemd::set_requested(cli.systemd_cgroup);
     if !matches!(cmd, Cmd::Spec(_)) {
         crate::rootless::set(cli.rootless.as_deref())?;
     }
+    let root = root(cli);
     match cmd {
         Cmd::Spec(a) => {
             spec::run(a, cli.rootless.as_deref().is_some_and(|v| v != "false")).map(|_| 0)

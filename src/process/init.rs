@@ -198,7 +198,7 @@ fn setup(
         propagation: plan.root_propagation,
         cgroup: o.cgroup,
         cgroupns: plan.ns.owns(CloneFlags::CLONE_NEWCGROUP),
-        userns,
+        userns: userns || crate::rootless::userns(),
         bind_srcs: &bind_srcs,
         idmapped: &idmapped,
     };
