@@ -15,13 +15,15 @@ pub fn template(rootless: bool) -> String {
     let mut v: serde_json::Value = serde_json::from_str(TEMPLATE).expect("valid template");
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
+    // As runc's ToRootless: every mount stays (the cgroup one too: without a cgroup of its
+    // own the container gets the host's tree bound there), uid= and gid= options go.
     let mounts = v["mounts"].as_array_mut().expect("mounts");
-    mounts.retain(|m| m["destination"] != "/sys/fs/cgroup");
     for m in mounts.iter_mut() {
-        if m["destination"] == "/dev/pts"
-            && let Some(o) = m["options"].as_array_mut()
-        {
-            o.retain(|x| x != "gid=5");
+        if let Some(o) = m["options"].as_array_mut() {
+            o.retain(|x| {
+                !x.as_str()
+                    .is_some_and(|x| x.starts_with("gid=") || x.starts_with("uid="))
+            });
         }
         if m["destination"] == "/sys" {
             m["type"] = "none".into();

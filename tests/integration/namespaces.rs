@@ -268,3 +268,92 @@ fn no_mount_namespace_runs_in_the_hosts() {
         .stderr_has_all(&["without a private m"]);
     env.assert_clean();
 }
+
+/// A process holding namespaces made by `unshare ARGS sleep`, killed and reaped on drop.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn new(args: &[&str], kinds: &[&str]) -> Holder {
+        let child = std::process::Command::new("unshare")
+            .args(args)
+            .args(["sleep", "1000"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn unshare");
+        let h = Holder(child);
+        let pid = h.0.id();
+        assert!(
+            wait_until(std::time::Duration::from_secs(5), || kinds.iter().all(
+                |k| {
+                    fs::read_link(format!("/proc/{pid}/ns/{k}")).ok()
+                        != fs::read_link(format!("/proc/self/ns/{k}")).ok()
+                }
+            )),
+            "unshare {args:?} did not make its namespaces"
+        );
+        h
+    }
+
+    fn ns(&self, kind: &str) -> String {
+        format!("/proc/{}/ns/{kind}", self.0.id())
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// As root: a user namespace joined by path (with its own maps) and a network namespace
+/// of the host's, by path. The network namespace must be joined before the user namespace
+/// (from it, the host's is out of reach): runc 1.3 and nsenter(1) join what they can with
+/// their own credentials first. runc 1.1 joins the user namespace first and fails
+/// (opencontainers/runc#4390).
+#[test]
+fn userns_by_path_with_the_hosts_netns_by_path() {
+    let env = test_env!();
+    if runtime_bin().to_string_lossy().ends_with("runc") {
+        eprintln!(
+            "SKIPPED {}: runc 1.1 joins the user namespace first (runc#4390)",
+            env.name
+        );
+        return;
+    }
+    let user = Holder::new(&["--user"], &["user"]);
+    let pid = user.0.id();
+    fs::write(format!("/proc/{pid}/uid_map"), "0 100000 65536\n").unwrap();
+    fs::write(format!("/proc/{pid}/gid_map"), "0 100000 65536\n").unwrap();
+    let net = Holder::new(&["--net"], &["net"]);
+    let net_ino = fs::read_link(net.ns("net")).unwrap();
+    let user_ino = fs::read_link(user.ns("user")).unwrap();
+    let out = env.sh_ok(
+        "cat /proc/self/uid_map; readlink /proc/self/ns/net; readlink /proc/self/ns/user; id -u",
+        |s| {
+            remove_namespace(s, "network");
+            add_namespace(s, json!({"type": "user", "path": user.ns("user")}));
+            add_namespace(s, json!({"type": "network", "path": net.ns("net")}));
+            // sysfs needs a network namespace of the container's user namespace; cgroupfs
+            // from a user namespace is not what this is about.
+            remove_mount(s, "/sys/fs/cgroup");
+            remove_mount(s, "/sys");
+            add_mount(
+                s,
+                json!({"destination": "/sys", "type": "none", "source": "/sys",
+                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+            );
+        },
+    );
+    let l = out.lines();
+    assert_eq!(
+        l[0].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"],
+        "{out}"
+    );
+    assert_eq!(l[1], net_ino.to_string_lossy(), "{out}");
+    assert_eq!(l[2], user_ino.to_string_lossy(), "{out}");
+    assert_eq!(l[3], "0", "{out}");
+}
