@@ -616,6 +616,16 @@ fn attach_op(cmd: libc::c_long, dir: &OwnedFd, prog: &OwnedFd, flags: u32) -> Re
 pub fn apply(cgroup_dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<()> {
     let d = cgroup_dir.display();
     let insns = program(rules)?;
+    if crate::rootless::active() {
+        // As runc: an unprivileged user cannot load or attach a cgroup device program; a
+        // rootless container makes no device nodes anyway (they are bound from the host,
+        // whose permissions apply).
+        crate::logging::debug(&format!(
+            "rootless: linux.resources.devices is not applied to {d} (no device programs \
+             without privileges)"
+        ));
+        return Ok(());
+    }
     let dir: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)

@@ -103,8 +103,9 @@ mknod -m 666 "$root/dev/null" c 1 3
 cp "$rrun" "$root/usr/bin/rrun"
 install -m 0755 "$here/init" "$root/init"
 install -m 0644 "$here/tests.sh" "$here/jflat.awk" "$root/tests/"
-printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
-printf 'root:x:0:\ntty:x:5:\n' >"$root/etc/group"
+# rl: the non-root user of the rootless tests.
+printf 'root:x:0:0:root:/root:/bin/sh\nrl:x:1000:1000::/tmp:/bin/sh\n' >"$root/etc/passwd"
+printf 'root:x:0:\ntty:x:5:\nrl:x:1000:\n' >"$root/etc/group"
 "$repo/scripts/mkrootfs.sh" "$root/tests/rootfs" >&2 || fail "scripts/mkrootfs.sh failed"
 
 # The bundle's config.json as a template: rootfs /tests/rootfs; process.args, linux.resources,

@@ -23,7 +23,7 @@ DENY_ALL='{"allow":false,"access":"rwm"}'
 ALL_TESTS="cgroup2_controllers memory_oom pids_limit cpu_values
 devices_deny_unlisted pause_resume update_memory ps_json exec_joins_cgroup events_stats
 failed_create_missing_binary failed_create_bad_cpuset delete_removes_cgroup
-exec_sub_cgroup kill_without_pidns update_unlimited"
+exec_sub_cgroup kill_without_pidns update_unlimited rootless_delegated rootless_not_delegated"
 
 mkdir -p "$WORK" "$RRUN_ROOT"
 
@@ -121,8 +121,35 @@ create_start() {
 	wait_status "$1" running || die "$1 is not running after start (state: $(status "$1"))"
 }
 
+# Rootless tests: the user rl (uid 1000, from run.sh's /etc/passwd), its $XDG_RUNTIME_DIR.
+RL_XDG=$WORK/rl-xdg
+
+# rl_bundle NAME ARGS_JSON RESOURCES_JSON: mkbundle, turned rootless (a user namespace mapping
+# 0 to rl's uid and gid; the bundle is rl's).
+rl_bundle() {
+	mkbundle "$@"
+	sed -i -e 's/"namespaces":\[/"namespaces":[{"type":"user"},/' \
+		-e 's/"linux":{/"linux":{"uidMappings":[{"containerID":0,"hostID":1000,"size":1}],"gidMappings":[{"containerID":0,"hostID":1000,"size":1}],/' \
+		"$B/config.json" || die "cannot make $B/config.json rootless"
+	chown -R 1000:1000 "$B"
+}
+
+# as_rl CGROUP_DIR ARGS...: rrun ARGS as rl, started from CGROUP_DIR (its own cgroup), state
+# under $RL_XDG/rrun.
+as_rl() {
+	cgd=$1
+	shift
+	mkdir -p "$RL_XDG" && chown 1000:1000 "$RL_XDG" && chmod 700 "$RL_XDG"
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	sh -c 'echo $$ >"$0/cgroup.procs" && exec su -s /bin/sh rl -c "XDG_RUNTIME_DIR=$1 timeout 60 rrun $2"' \
+		"$cgd" "$RL_XDG" "$*"
+}
+
 # Remove whatever a test left: the container, its cgroup, the bundle.
 cleanup() {
+	if [ -d "$RL_XDG/rrun/$1" ]; then
+		as_rl "$CG" delete --force "$1" >/dev/null 2>&1
+	fi
 	rr delete --force "$1" >/dev/null 2>&1
 	d=$(cgdir "$1")
 	if [ -d "$d" ]; then
@@ -451,6 +478,78 @@ t_kill_without_pidns() {
 	done
 	[ -s "$d/cgroup.procs" ] && die "left after kill KILL: $(cat "$d/cgroup.procs")"
 	note "kill KILL emptied the cgroup"
+	return 0
+}
+
+# Rootless with a delegated subtree: rl owns /rrun-test/rootless_delegated (pids and memory
+# enabled below it) and runs from its child "shell"; its container's cgroup is made in the
+# subtree, gets its limits (pids.max), holds init, and goes with delete.
+t_rootless_delegated() {
+	D=$(cgdir rootless_delegated)
+	mkdir -p "$D/shell" || die "mkdir $D/shell"
+	for c in pids memory; do
+		echo "+$c" >"$CG/$PARENT/cgroup.subtree_control" 2>/dev/null
+		echo "+$c" >"$D/cgroup.subtree_control" || die "enable $c in $D"
+	done
+	# Delegation as systemd does it: the dir and its procs/subtree_control/threads files.
+	chown 1000:1000 "$D" "$D/cgroup.procs" "$D/cgroup.subtree_control" "$D/cgroup.threads" \
+		"$D/shell" "$D/shell/cgroup.procs" "$D/shell/cgroup.threads" || die "chown $D"
+	rl_bundle rootless_delegated \
+		"$(sh_args 'id -u; cat /sys/fs/cgroup/pids.max; cat /proc/self/cgroup; exec sleep 1000')" \
+		'{"pids":{"limit":20}}'
+	sed -i 's|"cgroupsPath":"/rrun-test/rootless_delegated"|"cgroupsPath":"/rrun-test/rootless_delegated/c1"|' "$B/config.json"
+	as_rl "$D/shell" create -b "$B" rootless_delegated >"$LOG.out" 2>&1 </dev/null || {
+		cat "$LOG.out"
+		die "create as rl failed: $(tail -n 1 "$LOG.out")"
+	}
+	as_rl "$D/shell" start rootless_delegated || die "start as rl failed"
+	wait_grep '^0::' "$LOG.out" || die "no output: $(cat "$LOG.out")"
+	cat "$LOG.out"
+	[ "$(sed -n 1p "$LOG.out")" = 0 ] || die "id -u inside is not 0"
+	[ "$(sed -n 2p "$LOG.out")" = 20 ] || die "pids.max inside: $(sed -n 2p "$LOG.out"), want 20"
+	check_file "$D/c1/pids.max" 20
+	grep -q . "$D/c1/cgroup.procs" || die "no process in $D/c1"
+	[ "$(stat -c %u "$D/c1")" = 1000 ] || die "$D/c1 is not rl's"
+	pid=$(head -n 1 "$D/c1/cgroup.procs")
+	[ "$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")" = 1000 ] || die "init is not uid 1000 on the host"
+	# A cgroup of its own: pause, resume and ps work rootless too.
+	as_rl "$D/shell" pause rootless_delegated || die "pause as rl failed"
+	check_file "$D/c1/cgroup.freeze" 1
+	as_rl "$D/shell" resume rootless_delegated || die "resume as rl failed"
+	check_file "$D/c1/cgroup.freeze" 0
+	as_rl "$D/shell" ps --format json rootless_delegated | grep -q "$pid" || die "ps --format json lacks init $pid"
+	as_rl "$D/shell" delete --force rootless_delegated || die "delete --force as rl failed"
+	[ -d "$D/c1" ] && die "$D/c1 left after delete"
+	[ -e "$RL_XDG/rrun/rootless_delegated" ] && die "state left"
+	note "rl's container: cgroup $D/c1 (pids.max 20), removed by delete"
+	# Out of the delegated subtree for the runner's cleanup.
+	while read -r p; do echo "$p" >"$CG/cgroup.procs"; done <"$D/shell/cgroup.procs"
+	rmdir "$D/shell"
+	return 0
+}
+
+# Rootless without delegation: no cgroupsPath, the caller's cgroup is root's: no cgroup, the
+# container runs, --debug says why; an explicit cgroupsPath there is an error naming it, and
+# leaves nothing.
+t_rootless_not_delegated() {
+	rl_bundle rootless_not_delegated "$(sh_args 'echo ran')" '{}'
+	sed -i 's|,"cgroupsPath":"[^"]*"||' "$B/config.json"
+	grep -q cgroupsPath "$B/config.json" && die "cgroupsPath still in the bundle"
+	as_rl "$CG" --debug run -b "$B" rootless_not_delegated >"$LOG.out" 2>&1 </dev/null ||
+		die "run as rl failed: $(tail -n 3 "$LOG.out")"
+	cat "$LOG.out"
+	grep -q '^ran' "$LOG.out" || die "the container did not run"
+	grep -q 'not writable by uid 1000' "$LOG.out" || die "no debug line on the missing cgroup"
+	[ -d "$CG/rootless_not_delegated" ] && die "a cgroup was made at $CG/rootless_not_delegated"
+	rl_bundle rootless_not_delegated "$(sh_args 'echo ran')" '{}'
+	as_rl "$CG" run -b "$B" rootless_not_delegated >"$LOG.out" 2>&1 </dev/null &&
+		die "run with cgroupsPath /rrun-test/rootless_not_delegated succeeded"
+	cat "$LOG.out"
+	grep -q 'linux.cgroupsPath' "$LOG.out" || die "the error does not name linux.cgroupsPath"
+	grep -q 'delegate' "$LOG.out" || die "the error does not say to delegate"
+	[ -d "$(cgdir rootless_not_delegated)" ] && die "cgroup left"
+	[ -e "$RL_XDG/rrun/rootless_not_delegated" ] && die "state left"
+	note "no delegation: no cgroup (debug line); an explicit cgroupsPath is refused"
 	return 0
 }
 
