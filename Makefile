@@ -31,7 +31,9 @@ test-unit:
 	env -u RUSTFLAGS cargo test --bins
 
 # Integration tests need root and real containers. RUNTIME=/usr/sbin/runc runs them against runc.
+# The rootless ones make a user and map its subordinate ids with newuidmap (Debian's uidmap).
 test-integration: build bundles
+	@test -x /usr/bin/newuidmap || bash -c '. scripts/apt.sh && apt_install uidmap'
 	RRUN_BIN=$(CURDIR)/$(RELEASE_BIN) env -u RUSTFLAGS cargo test --test integration -- --test-threads=2
 
 # The seccomp compiler against libseccomp (Debian's python3-seccomp, installed if missing) in a
