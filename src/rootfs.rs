@@ -1823,6 +1823,61 @@ mod tests {
     }
 
     #[test]
+    fn idmapped_mount_plans() {
+        let map = r#"[{"containerID":0,"hostID":100000,"size":65536}]"#;
+        let m = mp(&format!(
+            r#"{{"destination":"/d","source":"/s","options":["rbind","ridmap"],"uidMappings":{map},"gidMappings":{map}}}"#
+        ))
+        .unwrap();
+        let idm = m.idmap.unwrap();
+        assert!(idm.recursive && m.bind && m.flags.contains(MsFlags::MS_REC));
+        assert_eq!(
+            idm.userns,
+            IdmapUserns::Maps {
+                uid: "0 100000 65536\n".into(),
+                gid: "0 100000 65536\n".into()
+            }
+        );
+        // No option: the top only. No "idmap"/"ridmap" reaches mount(2)'s data.
+        let m = mp(&format!(
+            r#"{{"destination":"/d","type":"bind","source":"/s","uidMappings":{map},"gidMappings":{map}}}"#
+        ))
+        .unwrap();
+        assert!(!m.idmap.unwrap().recursive);
+        let m = mp(r#"{"destination":"/d","source":"/s","options":["bind","idmap"]}"#).unwrap();
+        assert_eq!(m.idmap.unwrap().userns, IdmapUserns::Container);
+        assert!(m.data.is_empty());
+        assert!(
+            mp(r#"{"destination":"/d","source":"/s","options":["bind"]}"#)
+                .unwrap()
+                .idmap
+                .is_none()
+        );
+        for (json, want) in [
+            (
+                format!(
+                    r#"{{"destination":"/d","source":"/s","options":["bind"],"uidMappings":{map}}}"#
+                ),
+                "gidMappings: missing",
+            ),
+            (
+                format!(
+                    r#"{{"destination":"/d","source":"/s","options":["bind"],"gidMappings":{map}}}"#
+                ),
+                "uidMappings: missing",
+            ),
+            (
+                r#"{"destination":"/d","type":"tmpfs","source":"tmpfs","options":["idmap"]}"#
+                    .into(),
+                "only supported for bind mounts",
+            ),
+        ] {
+            let e = mp(&json).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("mounts[0]"), "{e}");
+        }
+    }
+
+    #[test]
     fn bad_mounts() {
         // Relative: taken from / as runc does (with a warning).
         assert_eq!(

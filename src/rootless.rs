@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static IN_USERNS: AtomicBool = AtomicBool::new(false);
+static NOT_ROOT: AtomicBool = AtomicBool::new(false);
 
 /// `--rootless` as runc reads it: `true`, `false`, or `auto` (the default): rootless when not
 /// root, or root only of a user namespace (rrun under rootless podman, rootlesskit). Set once,
@@ -16,14 +17,19 @@ static IN_USERNS: AtomicBool = AtomicBool::new(false);
 pub fn set(flag: Option<&str>) -> Result<()> {
     let userns = in_userns();
     IN_USERNS.store(userns, Ordering::Relaxed);
-    let on = match flag.unwrap_or("auto") {
-        "true" | "" => true,
-        "false" => false,
-        "auto" => !nix::unistd::geteuid().is_root() || userns,
-        other => bail!("--rootless {other:?}: true, false or auto"),
-    };
+    NOT_ROOT.store(!nix::unistd::geteuid().is_root(), Ordering::Relaxed);
+    let on = decide(flag, nix::unistd::geteuid().is_root(), userns)?;
     ACTIVE.store(on, Ordering::Relaxed);
     Ok(())
+}
+
+fn decide(flag: Option<&str>, root: bool, userns: bool) -> Result<bool> {
+    Ok(match flag.unwrap_or("auto") {
+        "true" | "" => true,
+        "false" => false,
+        "auto" => !root || userns,
+        other => bail!("--rootless {other:?}: true, false or auto"),
+    })
 }
 
 /// Rootless in runc's `--rootless` sense: cgroups are the caller's only if delegated.
@@ -32,9 +38,9 @@ pub fn active() -> bool {
 }
 
 /// Not root at all: a new user namespace is needed, and maps beyond our own ids go through
-/// newuidmap/newgidmap.
+/// newuidmap/newgidmap. As rrun started (init, root of its user namespace, still knows).
 pub fn euid() -> bool {
-    !nix::unistd::geteuid().is_root()
+    NOT_ROOT.load(Ordering::Relaxed)
 }
 
 /// rrun itself runs in a user namespace other than the host's (as root of it, under rootless
@@ -234,6 +240,21 @@ fn asks_limits(r: &oci_spec::runtime::LinuxResources) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rootless_flag() {
+        assert!(decide(None, false, false).unwrap());
+        assert!(!decide(None, true, false).unwrap());
+        // Root of a user namespace (rootless podman) is rootless too.
+        assert!(decide(Some("auto"), true, true).unwrap());
+        assert!(decide(Some("true"), true, false).unwrap());
+        assert!(!decide(Some("false"), false, true).unwrap());
+        let e = decide(Some("yes"), true, false).unwrap_err().to_string();
+        assert!(
+            e.contains("--rootless") && e.contains("true, false or auto"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn who_writes_a_map() {

@@ -760,6 +760,47 @@ mod tests {
     }
 
     #[test]
+    fn idmapped_mounts_and_the_containers_user_namespace() {
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let idm = serde_json::json!({"destination": "/d", "source": "/s",
+            "options": ["rbind", "idmap"]});
+        // Implied mappings without a user namespace: refused.
+        let mut v = with_root(base());
+        v["mounts"].as_array_mut().unwrap().push(idm.clone());
+        let e = plan_of(&v).unwrap_err().to_string();
+        assert!(e.contains("linux.namespaces has none"), "{e}");
+        // With one: the container's.
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user"}));
+        v["linux"]["uidMappings"] = map.clone();
+        v["linux"]["gidMappings"] = map.clone();
+        let p = plan_of(&v).unwrap();
+        let last = p.mounts.last().unwrap().idmap.clone().unwrap();
+        assert_eq!(last.userns, crate::rootfs::IdmapUserns::Container);
+        // Mappings equal to the container's: its user namespace too, no extra one.
+        let mut same = idm.clone();
+        same["uidMappings"] = map.clone();
+        same["gidMappings"] = map.clone();
+        v["mounts"].as_array_mut().unwrap().push(same);
+        let mut other = idm;
+        other["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 5, "size": 1}]);
+        other["gidMappings"] = map;
+        v["mounts"].as_array_mut().unwrap().push(other);
+        let p = plan_of(&v).unwrap();
+        let n = p.mounts.len();
+        assert_eq!(
+            p.mounts[n - 2].idmap.as_ref().unwrap().userns,
+            crate::rootfs::IdmapUserns::Container
+        );
+        assert!(matches!(
+            p.mounts[n - 1].idmap.as_ref().unwrap().userns,
+            crate::rootfs::IdmapUserns::Maps { .. }
+        ));
+    }
+
+    #[test]
     fn relative_mount_destination() {
         let mut v = with_root(base());
         v["mounts"][3]["destination"] = "dev/shm".into();
