@@ -1069,3 +1069,44 @@ fn idmap_in_features() {
         );
     }
 }
+
+/// Bind options combine with the mapping: `ro` and `nosuid` on an id-mapped mount (set on the
+/// detached copy with the mapping) show in mountinfo, and a write is refused as read-only,
+/// while the owners are still mapped.
+#[test]
+fn idmap_with_bind_options_userns() {
+    require_idmap!();
+    let env = test_env!();
+    let src = Sources::new(&env);
+    let mut spec = base_spec(&env, true);
+    add_mount(
+        &mut spec,
+        idmapped(
+            &src.s1,
+            "/tmp/mount-1",
+            &["rbind", "ro", "nosuid", "idmap"],
+            full_map(),
+            full_map(),
+        ),
+    );
+    set_script(
+        &mut spec,
+        "stat -c =%u=%g= /tmp/mount-1/foo.txt; grep ' /tmp/mount-1 ' /proc/self/mountinfo; \
+         touch /tmp/mount-1/x 2>&1 || true",
+    );
+    let out = env.run_spec(&spec);
+    out.ok();
+    let l = out.lines();
+    assert_eq!(l[0], "=0=0=", "{out}");
+    let opts = l[1]
+        .split_whitespace()
+        .nth(5)
+        .unwrap_or_default()
+        .to_string();
+    for o in ["ro", "nosuid", "idmapped"] {
+        assert!(opts.split(',').any(|x| x == o), "{o} not in {opts}: {out}");
+    }
+    assert!(out.stdout.contains("Read-only file system"), "{out}");
+    assert!(!src.s1.join("x").exists());
+    env.assert_clean();
+}
