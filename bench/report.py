@@ -15,6 +15,14 @@ EXTRA_COLORS = ["#e7298a", "#7570b3", "#66a61e", "#a6761d"]
 
 NOTES = {
     "run": "`run -b B ID` of /bin/true, foreground (runtime deletes it on exit)",
+    "rootless": "`run -b B ID` of /bin/true, foreground, as an unprivileged user ({user}) made for the bench "
+                "and removed after it, inside the bench's private mount namespace (so the runtimes see plain "
+                "cgroup v1 there too, and, rootless, use no cgroup): hyperfine itself runs as that user "
+                "(`setpriv`, `env -i`). Bundle: `spec --rootless` made as the user (a user namespace mapping only "
+                "its own uid and gid; no network namespace, unlike the other scenarios' bundle, and no "
+                "cgroupsPath: not comparable with the run /bin/true row), the same for every runtime, with the user's own copy of "
+                "the rootfs; each runtime's `--root` on a tmpfs owned by the user that is also its "
+                "`$XDG_RUNTIME_DIR` (as /run/user/UID is)",
     "lifecycle": "`create`, `state` (pid), `start`, wait for the pid to exit, `delete`, from one bash helper (its ~1-2 ms of bash is included for every runtime)",
     "create": "`create --bundle B ID` (prepare: delete the previous one)",
     "start": "`start ID` of a created /bin/true container (prepare: create)",
@@ -93,6 +101,8 @@ def main():
     short = {r[0]: (r[2] if len(r) > 2 else r[0]) for r in scen_rows}
     failures = read_tsv(os.path.join(out, "failures.tsv"))
     failed = {(f[0], f[1]): (f[2] if len(f) > 2 else "failed") for f in failures if len(f) >= 2}
+    # The error a failure was recorded with, when there is one (4th column).
+    failed_why = {(f[0], f[1]): f[3] for f in failures if len(f) > 3 and f[3]}
 
     # stats[scn][rt] = dict(times=[ms], mean, stddev, median, min, max)
     stats = {}
@@ -155,6 +165,8 @@ def main():
             s = stats.get(key, {}).get(rt)
             if s is None:
                 why = failed.get((key, rt), "not run").upper()
+                if (key, rt) in failed_why:
+                    why += ": " + failed_why[(key, rt)].replace("|", "\\|")
                 rows.append([label, rt, why, "", "", "", "", "", ""])
                 continue
             rows.append([
@@ -213,7 +225,8 @@ def main():
         lines.append("## Failures\n")
         for f in failures:
             kind = "timed out" if len(f) > 2 and f[2] == "timeout" else "failed"
-            lines.append(f"- scenario `{f[0]}`, runtime `{f[1]}` {kind} (see the bench log / `bench/out/runtime-stderr.log`)")
+            why = f": {f[3]}" if len(f) > 3 and f[3] else ""
+            lines.append(f"- scenario `{f[0]}`, runtime `{f[1]}` {kind}{why} (see the bench log / `bench/out/runtime-stderr.log`)")
         lines.append("")
 
     lines.append("## Scenarios\n")
@@ -225,6 +238,9 @@ def main():
             note = "`state ID` of one of them"
         elif key == "par":
             note = NOTES["par"].replace("N ", "")
+        elif key == "rootless":
+            user = meta.get("rootless")
+            note = note.format(user=user.split(", ", 1)[1] if user and ", " in user else "uid unknown: not set up")
         lines.append(f"- **{label}**: {note or ''}")
     lines.append("")
     lines.append(
@@ -232,7 +248,10 @@ def main():
         "hidden by a tmpfs there, since crun 1.8.1 refuses hybrid mode), under a child-subreaper that reaps "
         "detached container inits at once, with a private `--root` on a tmpfs (as `/run` is on real hosts) and cgroupsPath `/rrun-bench/<runtime>-<n>`; "
         "prepare/cleanup steps are untimed. Bundle: `bundles/busybox` rootfs, read-only, `process.args` "
-        "`/bin/true` or `sleep 1000`.\n"
+        "`/bin/true` or `sleep 1000`."
+        + (" The rootless scenario differs as described above: its own user, bundle, rootfs copy and `--root`, no cgroup."
+           if any(k == "rootless" for k, _ in scenarios) else "")
+        + "\n"
     )
 
     os.makedirs(os.path.dirname(os.path.abspath(results_md)), exist_ok=True)

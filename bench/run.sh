@@ -9,8 +9,8 @@
 #                                     /usr/sbin/runc, /usr/bin/crun)
 #   RUNTIMES="rrun runc crun"         which runtimes, in table order
 #   BASELINE=crun                     runtime the ratios are computed against
-#   SCENARIOS="run lifecycle ..."     subset of: run lifecycle create start state
-#                                     kill delete exec par many rss size
+#   SCENARIOS="run lifecycle ..."     subset of: run rootless lifecycle create start
+#                                     state kill delete exec par many rss size
 #   RUNS=40 WARMUP=3                  hyperfine runs for the single-op scenarios
 #   PAR_N=50 PAR_RUNS=20              parallel batch size / runs
 #   PAR_ROUNDS=10                     the parallel runs are split into rounds, the
@@ -32,6 +32,14 @@
 # v1. The host's mounts are never touched. Each runtime gets a private --root
 # under a temp dir and cgroupsPath /rrun-bench/<runtime>-<n>; everything is
 # deleted / rmdir'ed / removed on exit (trap), including on Ctrl-C.
+#
+# The rootless scenario runs hyperfine and the runtimes as a real non-root user
+# the bench creates (useradd rrun-bench-<pid>, no home, no subordinate ids) in
+# that same mount namespace, with a `spec --rootless` bundle (maps of the
+# user's own uid/gid only) and a --root on a tmpfs owned by the user. At exit
+# the user's processes are killed by pid, the user is removed (userdel) and
+# /etc/{passwd,shadow,group,gshadow,subuid,subgid} and their "-" backups are
+# put back as they were before useradd.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -103,7 +111,7 @@ RESULTS=${RESULTS:-$HERE/results.md}
 CHART=${CHART:-$HERE/latency.png}
 RUNTIMES=${RUNTIMES:-rrun runc crun}
 BASELINE=${BASELINE:-crun}
-SCENARIOS=${SCENARIOS:-run lifecycle create start state kill delete exec par many rss size}
+SCENARIOS=${SCENARIOS:-run rootless lifecycle create start state kill delete exec par many rss size}
 LIFECYCLE_RUNS=${LIFECYCLE_RUNS:-$RUNS}
 HF_TIMEOUT=${HF_TIMEOUT:-300}  # seconds per scenario and runtime (hung runtime guard)
 
@@ -214,6 +222,76 @@ kill_strays() {
   [ "$n" = 0 ] || warn "ended $n stray process(es) by pid"
 }
 
+# --- rootless scenario: the bench user ---------------------------------------------
+# RL: $TMP/rootless (0755; $TMP itself becomes 0711 so the user can traverse it). The user's
+# processes are found by real uid; the account files are saved before useradd and put back
+# after userdel: a primary file still holding our lines loses them, and once it is exactly as
+# saved (nobody else changed it meanwhile) its "-" backup gets its saved bytes back (or is
+# removed if it did not exist). A primary file someone else changed is left alone (warning).
+RL='' RL_USER='' RL_UID='' RL_GID='' RL_ETC_SAVED=''
+RL_ETC="passwd shadow group gshadow subuid subgid"
+rl_pids() { # live (non-zombie) processes whose real uid is the bench user's
+  [ -n "$RL_UID" ] || return 0
+  ps -e -o pid=,ruid=,stat= | awk -v u="$RL_UID" '$2 == u && $3 !~ /^Z/ { print $1 }'
+}
+rl_etc_save() {
+  local f g
+  mkdir -m 0700 "$TMP/rl-etc"
+  for f in $RL_ETC; do
+    for g in "/etc/$f" "/etc/$f-"; do
+      if [ -e "$g" ]; then cp -p "$g" "$TMP/rl-etc/" || return 1; fi
+    done
+  done
+  RL_ETC_SAVED=1
+}
+rl_etc_restore() {
+  local f s
+  for f in $RL_ETC; do
+    s=$TMP/rl-etc/$f
+    [ -e "$s" ] || continue
+    if ! cmp -s "$s" "/etc/$f" && [ -n "$RL_USER" ] && grep -q "^$RL_USER:" "/etc/$f"; then
+      grep -v "^$RL_USER:" "/etc/$f" >"$s.new" && cat "$s.new" >"/etc/$f"
+      rm -f "$s.new"
+    fi
+    if ! cmp -s "$s" "/etc/$f"; then
+      warn "/etc/$f was changed by someone else during the bench; it and /etc/$f- left as they are"
+      continue
+    fi
+    touch -r "$s" "/etc/$f"
+    if [ -e "$s-" ]; then
+      cmp -s "$s-" "/etc/$f-" || cat "$s-" >"/etc/$f-"
+      touch -r "$s-" "/etc/$f-"
+    else
+      rm -f "/etc/$f-"
+    fi
+  done
+}
+rl_cleanup() {
+  local i p pids n=0
+  if [ -n "$RL_UID" ]; then
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+      pids=$(rl_pids)
+      [ -n "$pids" ] || break
+      for p in $pids; do kill -KILL "$p" 2>/dev/null && n=$((n + 1)); done
+      sleep 0.2
+    done
+    [ "$n" = 0 ] || warn "ended $n process(es) of $RL_USER by pid"
+    [ -z "$(rl_pids)" ] || warn "processes of $RL_USER (uid $RL_UID) still alive: $(rl_pids | tr '\n' ' ')"
+  fi
+  if [ -n "$RL" ] && mountpoint -q "$RL/run"; then
+    umount "$RL/run" || umount -l "$RL/run" # our private namespace only
+  fi
+  if [ -n "$RL_USER" ] && getent passwd "$RL_USER" >/dev/null; then
+    userdel "$RL_USER" >"$TMP/rl-userdel.log" 2>&1 ||
+      warn "userdel $RL_USER failed: $(tr '\n' ' ' <"$TMP/rl-userdel.log")"
+  fi
+  [ -z "$RL_ETC_SAVED" ] || rl_etc_restore
+  if [ -n "$RL_USER" ] && { getent passwd "$RL_USER" || getent group "$RL_USER"; } >/dev/null; then
+    warn "user or group $RL_USER still exists"
+  fi
+  RL_USER='' RL_UID='' RL_ETC_SAVED=''
+}
+
 CLEANED=0
 cleanup() {
   local rc=$? rt ids n pids i d left ncg=0
@@ -251,6 +329,7 @@ cleanup() {
   [ "$ncg" = 0 ] || say "removed $ncg cgroup dir(s) under /$CG_PREFIX"
   [ "$left" = 0 ] || warn "could not remove $left cgroup dir(s) under /$CG_PREFIX: $(cg_dirs 2>/dev/null | head -5 | tr '\n' ' ')"
   kill_strays all
+  rl_cleanup
   if [ -n "${TMP:-}" ] && [ -d "$TMP" ]; then
     [ -s "$BENCH_LOG" ] && cp "$BENCH_LOG" "$OUT/runtime-stderr.log"
     mountpoint -q "$TMP/state" && umount "$TMP/state" # our private namespace only
@@ -338,23 +417,34 @@ scenario() { # key label short-label
 
 # hf SCN RT RUNS WARMUP PREPARE CLEANUP CMD  (PREPARE/CLEANUP/CMD already quoted; "" = none)
 # With HF_PART=name the export is one part of the scenario (merge combines the parts).
+# With HF_AS=(cmd...) hyperfine (and so everything it runs) is started through that command
+# (the rootless scenario: setpriv to the bench user), writing its JSON to HF_EXPORT, which
+# is copied to out/raw afterwards.
 declare -A HF_FAILED=()
+HF_AS=()
+HF_EXPORT=
+HF_BIN=$(command -v hyperfine)
 hf() {
-  local scn=$1 rt=$2 runs=$3 warm=$4 prep=$5 clean=$6 cmd=$7 args
+  local scn=$1 rt=$2 runs=$3 warm=$4 prep=$5 clean=$6 cmd=$7 args as=
   local json=$OUT/raw/$scn.$rt${HF_PART:+.$HF_PART}.json
-  args=(-N --runs "$runs" --warmup "$warm" --export-json "$json" -n "$rt")
+  local export=${HF_EXPORT:-$json}
+  [ ${#HF_AS[@]} = 0 ] || as="$(q "${HF_AS[@]}") "
+  args=(-N --runs "$runs" --warmup "$warm" --export-json "$export" -n "$rt")
   [ -n "$prep" ] && args+=(--prepare "$prep")
   [ -n "$clean" ] && args+=(--cleanup "$clean")
   local hrc=0
-  timeout --foreground -k 10 "$HF_TIMEOUT" hyperfine "${args[@]}" "$cmd" || hrc=$?
+  timeout --foreground -k 10 "$HF_TIMEOUT" "${HF_AS[@]}" "$HF_BIN" "${args[@]}" "$cmd" || hrc=$?
+  if [ "$hrc" = 0 ] && [ "$export" != "$json" ]; then
+    cp "$export" "$json" || hrc=$?
+  fi
   [ "$hrc" = 0 ] && return 0
-  rm -f "$json"
+  rm -f "$json" "$export"
   HF_FAILED[$scn.$rt]=1
   if [ "$hrc" = 124 ] || [ "$hrc" = 137 ]; then
     warn "TIMEOUT: scenario $scn, runtime $rt took over ${HF_TIMEOUT}s; hyperfine killed"
     printf '%s\t%s\ttimeout\n' "$scn" "$rt" >>"$OUT/failures.tsv"
     kill_strays
-    [ -z "$clean" ] || eval "timeout 60 $clean" </dev/null >/dev/null 2>&1 || true
+    [ -z "$clean" ] || eval "timeout 60 $as$clean" </dev/null >/dev/null 2>&1 || true
     return 0
   fi
   warn "FAILED: scenario $scn, runtime $rt; diagnosing with one plain run:"
@@ -362,13 +452,13 @@ hf() {
   # Output to a file, not a pipe: detached containers inherit it.
   local diag=$TMP/diag.$scn.$rt.log
   {
-    [ -z "$prep" ] || eval "BENCH_LOG=$diag timeout -k 5 60 $prep"
-    eval "BENCH_LOG=$diag timeout -k 5 60 $cmd"
+    [ -z "$prep" ] || eval "BENCH_LOG=$diag timeout -k 5 60 $as$prep"
+    eval "BENCH_LOG=$diag timeout -k 5 60 $as$cmd"
     echo "(exit status $?)" >&2
   } </dev/null >/dev/null 2>>"$diag" || true
   tail -n 5 "$diag" | sed 's/^/   | /' >&2
   cat "$diag" >>"$BENCH_LOG"
-  [ -z "$clean" ] || eval "$clean" </dev/null >/dev/null 2>&1 || true
+  [ -z "$clean" ] || eval "$as$clean" </dev/null >/dev/null 2>&1 || true
   return 0
 }
 merge() { # scn: combine per-runtime exports (and their parts) into out/<scn>.json
@@ -410,6 +500,125 @@ if want run; then
       "$(q "$b" --root "$(S "$rt")" run -b "$(BT "$rt")" bench-run)"
   done
   merge run
+fi
+
+# The bench user and what it needs, all under $RL: its own copy of the rootfs, a copy of rrun
+# (and of runc/crun/hyperfine/helper.sh when the user cannot run them where they are), a
+# `spec --rootless` bundle made as the user, a tmpfs (like /run/user/UID) as XDG_RUNTIME_DIR
+# holding each runtime's --root. Sets RL_AS (the command prefix that runs as the user),
+# RL_BIN[rt], RL_HF; on failure RL_ERR.
+declare -A RL_BIN=()
+RL_AS=() RL_HF='' RL_ERR='' RL_INFO=''
+rl_do() { # CMD...: run it; on failure set RL_ERR and fail (set -e is off in rl_setup)
+  local out
+  out=$("$@" 2>&1) && return 0
+  RL_ERR="'$*' failed: $(tr '\n' ' ' <<<"$out" | cut -c1-200)"
+  return 1
+}
+rl_setup() {
+  local rt src spec=
+  RL=$TMP/rootless
+  rl_do chmod 0711 "$TMP" || return 1
+  rl_do mkdir -m 0755 "$RL" "$RL/bin" "$RL/out" "$RL/bundle" || return 1
+  rl_do mkdir -m 0700 "$RL/home" "$RL/run" || return 1
+  rl_etc_save || { RL_ERR="could not save the account files"; return 1; }
+  RL_USER=rrun-bench-$$
+  if ! useradd --no-create-home --home-dir "$RL/home" --shell /usr/sbin/nologin --user-group \
+      --no-log-init -K SUB_UID_COUNT=0 -K SUB_GID_COUNT=0 "$RL_USER" >"$TMP/rl-useradd.log" 2>&1; then
+    RL_ERR="useradd $RL_USER failed: $(tr '\n' ' ' <"$TMP/rl-useradd.log")"
+    return 1
+  fi
+  if ! RL_UID=$(id -u "$RL_USER") || ! RL_GID=$(id -g "$RL_USER"); then
+    RL_ERR="no uid/gid for $RL_USER"
+    return 1
+  fi
+  RL_INFO="$RL_USER, uid $RL_UID, gid $RL_GID"
+  say "rootless: user $RL_INFO"
+  rl_do mount -t tmpfs -o "mode=0700,uid=$RL_UID,gid=$RL_GID,size=256m" rrun-bench-rootless "$RL/run" || return 1
+  rl_do chown "$RL_UID:$RL_GID" "$RL/home" "$RL/out" "$RL/bundle" || return 1
+  rl_do cp -a "$ROOTFS" "$RL/rootfs" || return 1
+  rl_do chown -R "$RL_UID:$RL_GID" "$RL/rootfs" || return 1
+  RL_AS=(setpriv --reuid="$RL_UID" --regid="$RL_GID" --clear-groups --inh-caps=-all
+    env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin HOME="$RL/home"
+    XDG_RUNTIME_DIR="$RL/run" USER="$RL_USER" LOGNAME="$RL_USER")
+  [ "$("${RL_AS[@]}" id -u):$("${RL_AS[@]}" id -g):$("${RL_AS[@]}" id -G)" = "$RL_UID:$RL_GID:$RL_GID" ] ||
+    { RL_ERR="setpriv did not switch to $RL_USER"; return 1; }
+  "${RL_AS[@]}" test -x "$RL/rootfs/bin/busybox" ||
+    { RL_ERR="user $RL_USER cannot reach $RL/rootfs (a parent dir of $TMP not searchable?)"; return 1; }
+  rl_do install -m 0755 "$HELPER" "$RL/bin/helper.sh" || return 1
+  RL_HF=$HF_BIN
+  if ! "${RL_AS[@]}" test -x "$RL_HF"; then
+    rl_do install -m 0755 "$HF_BIN" "$RL/bin/hyperfine" || return 1
+    RL_HF=$RL/bin/hyperfine
+  fi
+  for rt in "${ACTIVE[@]}"; do
+    src=${BINPATH[$rt]}
+    if [ "$rt" = rrun ] || ! "${RL_AS[@]}" test -x "$src"; then
+      rl_do install -m 0755 "$src" "$RL/bin/$rt" || return 1
+      RL_BIN[$rt]=$RL/bin/$rt
+    else
+      RL_BIN[$rt]=$src
+    fi
+  done
+  for rt in rrun runc; do
+    [ -n "${RL_BIN[$rt]:-}" ] && { spec=${RL_BIN[$rt]}; break; }
+  done
+  [ -n "$spec" ] || { RL_ERR="neither rrun nor runc is active: nothing to run 'spec --rootless'"; return 1; }
+  if ! (cd "$RL/bundle" && "${RL_AS[@]}" "$spec" spec --rootless) >"$TMP/rl-spec.log" 2>&1; then
+    RL_ERR="'$spec spec --rootless' as $RL_USER failed: $(tr '\n' ' ' <"$TMP/rl-spec.log")"
+    return 1
+  fi
+  if ! jq --arg root "$RL/rootfs" '
+      .process.args = ["/bin/true"]
+    | .process.terminal = false
+    | .root.path = $root
+    | .root.readonly = true' "$RL/bundle/config.json" >"$TMP/rl-config.json" ||
+    ! cat "$TMP/rl-config.json" >"$RL/bundle/config.json"; then
+    RL_ERR="could not edit $RL/bundle/config.json"
+    return 1
+  fi
+  [ "$(jq -c '[.linux.uidMappings, .linux.gidMappings]' "$RL/bundle/config.json")" = \
+    "[[{\"containerID\":0,\"hostID\":$RL_UID,\"size\":1}],[{\"containerID\":0,\"hostID\":$RL_GID,\"size\":1}]]" ] ||
+    { RL_ERR="spec --rootless did not map the user's own ids: $(jq -c '.linux.uidMappings' "$RL/bundle/config.json")"; return 1; }
+  return 0
+}
+
+if want rootless; then
+  scenario rootless "rootless run /bin/true" "rootless run"
+  if ! rl_setup; then
+    warn "FAILED: scenario rootless: $RL_ERR"
+    for rt in "${ACTIVE[@]}"; do
+      printf 'rootless\t%s\tfailed\t%s\n' "$rt" "$RL_ERR" >>"$OUT/failures.tsv"
+    done
+  else
+    for rt in "${ACTIVE[@]}"; do
+      b=${RL_BIN[$rt]}
+      root=$RL/run/$rt
+      "${RL_AS[@]}" mkdir -p -m 0700 "$root"
+      # One plain run first: a runtime that cannot run rootless here is reported with its error.
+      set +e
+      err=$(timeout -k 5 30 "${RL_AS[@]}" "$b" --root "$root" run -b "$RL/bundle" bench-rootless-smoke \
+        </dev/null 2>&1 >/dev/null)
+      src=$?
+      set -e
+      timeout -k 5 30 "${RL_AS[@]}" "$b" --root "$root" delete --force bench-rootless-smoke \
+        </dev/null >/dev/null 2>&1 || true
+      if [ "$src" != 0 ]; then
+        why="rootless run of /bin/true as uid $RL_UID failed (exit $src): $(tail -n 2 <<<"$err" | tr '\n\t' '  ' | cut -c1-200)"
+        warn "FAILED: scenario rootless, runtime $rt: $why"
+        printf '%s\n' "$err" >>"$BENCH_LOG"
+        printf 'rootless\t%s\tfailed\t%s\n' "$rt" "$why" >>"$OUT/failures.tsv"
+        HF_FAILED[rootless.$rt]=1
+        continue
+      fi
+      HF_AS=("${RL_AS[@]}") HF_BIN=$RL_HF HF_EXPORT=$RL/out/rootless.$rt.json
+      hf rootless "$rt" "$RUNS" "$WARMUP" "$(q "$RL/bin/helper.sh" clean "$b" "$root" bench-rootless)" \
+        "$(q "$RL/bin/helper.sh" clean "$b" "$root" bench-rootless)" \
+        "$(q "$b" --root "$root" run -b "$RL/bundle" bench-rootless)"
+      HF_AS=() HF_BIN=$(command -v hyperfine) HF_EXPORT=''
+    done
+  fi
+  merge rootless
 fi
 
 if want lifecycle; then
@@ -605,6 +814,7 @@ fi
   printf 'load\t%s\n' "start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'baseline\t%s\n' "$BASELINE"
   printf 'quick\t%s\n' "${BENCH_QUICK:-0}"
+  [ -z "$RL_INFO" ] || printf 'rootless\t%s\n' "$RL_INFO"
 } >"$OUT/meta.tsv"
 python3 "$HERE/report.py" "$OUT" "$RESULTS" "$CHART"
 say "wrote $RESULTS, $CHART and hyperfine JSON under $OUT/"
