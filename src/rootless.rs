@@ -17,10 +17,19 @@ static NOT_ROOT: AtomicBool = AtomicBool::new(false);
 pub fn set(flag: Option<&str>) -> Result<()> {
     let userns = in_userns();
     IN_USERNS.store(userns, Ordering::Relaxed);
-    NOT_ROOT.store(!nix::unistd::geteuid().is_root(), Ordering::Relaxed);
-    let on = decide(flag, nix::unistd::geteuid().is_root(), userns)?;
+    let root = root_euid();
+    NOT_ROOT.store(!root, Ordering::Relaxed);
+    let on = decide(flag, root, userns)?;
     ACTIVE.store(on, Ordering::Relaxed);
     Ok(())
+}
+
+/// Whether we run as root (euid 0). geteuid(2) cannot fail; under fault injection it may
+/// "return" an errno (-4095..-1): no uid anyone runs as, so not taken for rootless (the
+/// syscalls that follow report their own errors).
+fn root_euid() -> bool {
+    let e = nix::unistd::geteuid().as_raw();
+    e == 0 || e > (-4096i32) as u32
 }
 
 fn decide(flag: Option<&str>, root: bool, userns: bool) -> Result<bool> {
@@ -100,7 +109,7 @@ fn writer(map: &[Range], own: u32, privileged: bool) -> Writer {
 
 /// Write init's uid and gid maps (`pid` is in the new user namespace).
 pub fn write_maps(pid: i32, uid_map: Option<&str>, gid_map: Option<&str>) -> Result<()> {
-    let privileged = nix::unistd::geteuid().is_root();
+    let privileged = root_euid();
     if let Some(m) = uid_map {
         let own = nix::unistd::geteuid().as_raw();
         write_one(pid, "uid", m, writer(&parse_map(m), own, privileged))

@@ -196,19 +196,7 @@ pub fn mount_setattr_idmap(
         propagation: 0,
         userns_fd: userns.as_raw_fd() as u64,
     };
-    let extra = if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: fds we hold, an empty C string and a properly sized mount_attr.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | extra,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(r).map(drop)
+    mount_setattr_raw(fd, &attr, if recursive { libc::AT_RECURSIVE } else { 0 })
 }
 
 fn mount_setattr_flags(fd: &impl AsRawFd, set: u64, clear: u64, extra: i32) -> nix::Result<()> {
@@ -218,6 +206,10 @@ fn mount_setattr_flags(fd: &impl AsRawFd, set: u64, clear: u64, extra: i32) -> n
         propagation: 0,
         userns_fd: 0,
     };
+    mount_setattr_raw(fd, &attr, extra)
+}
+
+fn mount_setattr_raw(fd: &impl AsRawFd, attr: &MountAttr, extra: i32) -> nix::Result<()> {
     // SAFETY: an fd we hold, an empty C string and a properly sized mount_attr.
     let r = unsafe {
         libc::syscall(
@@ -225,7 +217,7 @@ fn mount_setattr_flags(fd: &impl AsRawFd, set: u64, clear: u64, extra: i32) -> n
             fd.as_raw_fd(),
             c"".as_ptr(),
             libc::AT_EMPTY_PATH | extra,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
