@@ -709,7 +709,7 @@ pub struct Setup<'a> {
     pub cgroup: Option<&'a Cgroup>,
     pub cgroupns: bool,
     pub userns: bool,
-    /// Bind sources opened for init by the parent (see [`open_bind_sources`]): (mounts
+    /// Bind sources opened for init by the parent (see [`prepare_sources`]): (mounts
     /// index, O_PATH fd of a mount in init's own mount namespace).
     pub bind_srcs: &'a [(usize, OwnedFd)],
     /// Id-mapped mounts, cloned and mapped by the parent: (mounts index, detached tree).

@@ -35,7 +35,7 @@ pub enum ToInit {
         pid: i32,
     },
     /// Bind sources opened in init's mount namespace from the host's user namespace (see
-    /// rootfs::open_bind_sources): the `mounts` indices, fds attached in the same order.
+    /// rootfs::prepare_sources): the `mounts` indices, fds attached in the same order.
     BindSources {
         indices: Vec<usize>,
     },

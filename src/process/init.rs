@@ -162,8 +162,9 @@ fn setup(
             .context("process.oomScoreAdj")?;
     }
 
-    // A new user namespace's root may not reach a bind source on the host: the parent opens
-    // them from inside this mount namespace (rootfs::open_bind_sources).
+    // A new user namespace's root may not reach a bind source on the host, and id-mapped
+    // mounts need the host's privileges: the parent opens and prepares them from inside this
+    // mount namespace (rootfs::prepare_sources).
     let mut bind_srcs = Vec::new();
     let mut idmapped = Vec::new();
     if rootfs::parent_opens_bind_sources(
