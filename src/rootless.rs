@@ -63,17 +63,21 @@ pub fn unprivileged() -> bool {
     euid() || userns()
 }
 
-/// Whether we are in a user namespace other than the initial one: its uid_map is not the
-/// identity of all 2^32-1 ids.
+/// Whether we are in a user namespace other than the initial one: the initial one's inode
+/// is fixed (PROC_USER_INIT_INO), so one readlink says it.
 fn in_userns() -> bool {
-    let mut buf = [0u8; 256];
-    match crate::util::read_small("/proc/self/uid_map", &mut buf) {
-        Some(n) => {
-            let m = parse_map(&String::from_utf8_lossy(&buf[..n]));
-            m != [(0, 0, u32::MAX)]
-        }
-        None => false,
-    }
+    const INIT: &[u8] = b"user:[4026531837]";
+    let mut buf = [0u8; 64];
+    // SAFETY: a valid C string and a buffer of the given size.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/ns/user".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    // Unreadable (no /proc): the initial one, as before anything is known.
+    n > 0 && &buf[..n as usize] != INIT
 }
 
 /// One line of an id map: (inside, outside, count).
