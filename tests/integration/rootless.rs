@@ -468,7 +468,19 @@ fn rootless_lifecycle_with_subordinate_ids() {
             .failed()
             .stderr_has_all(&["no cgroup"]);
     }
-    rl.rt(&["kill", &id, "KILL"]).ok();
+    if is_runc {
+        rl.rt(&["kill", &id, "KILL"]).ok();
+    } else {
+        // --all without a cgroup: every process /proc says is the container's.
+        rl.rt(&["kill", "--all", &id, "KILL"]).ok();
+        assert!(
+            wait_until(Duration::from_secs(5), || fs::read_to_string(format!(
+                "/proc/{epid}/status"
+            ))
+            .map_or(true, |s| status_field(&s, "State").as_deref() == Some("Z"))),
+            "kill --all left the exec'd process {epid}"
+        );
+    }
     // The exec'd process first: a dying pid namespace's init waits until every other process
     // of it is reaped (this test is their subreaper).
     let _ = reap_if_child(epid, WAIT_TIMEOUT);
