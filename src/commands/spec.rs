@@ -19,7 +19,8 @@ pub fn template(rootless: bool) -> String {
     // own the container gets the host's tree bound there), uid= and gid= options go.
     let mounts = v["mounts"].as_array_mut().expect("mounts");
     for m in mounts.iter_mut() {
-        if let Some(o) = m["options"].as_array_mut() {
+        // (get_mut: indexing a missing key would add "options": null.)
+        if let Some(o) = m.get_mut("options").and_then(|o| o.as_array_mut()) {
             o.retain(|x| {
                 !x.as_str()
                     .is_some_and(|x| x.starts_with("gid=") || x.starts_with("uid="))
@@ -99,5 +100,38 @@ mod tests {
             !ns.iter()
                 .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Network)
         );
+    }
+
+    /// runc's ToRootless: the same mounts (cgroup included), /sys an rbind, no uid=/gid=
+    /// options, and nothing added that runc's output lacks (no "options": null).
+    #[test]
+    fn rootless_mounts_are_runcs() {
+        let plain: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+        let text = template(true);
+        assert!(!text.contains("null"), "{text}");
+        let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let (pm, rm) = (
+            plain["mounts"].as_array().unwrap(),
+            r["mounts"].as_array().unwrap(),
+        );
+        assert_eq!(pm.len(), rm.len());
+        for (p, m) in pm.iter().zip(rm) {
+            assert_eq!(p["destination"], m["destination"]);
+            if m["destination"] == "/sys" {
+                assert_eq!(m["type"], "none");
+                assert_eq!(m["options"][0], "rbind");
+                continue;
+            }
+            assert_eq!(
+                p.get("options").is_some(),
+                m.get("options").is_some(),
+                "{m}"
+            );
+            for o in m["options"].as_array().into_iter().flatten() {
+                let o = o.as_str().unwrap();
+                assert!(!o.starts_with("uid=") && !o.starts_with("gid="), "{m}");
+            }
+        }
+        assert!(rm.iter().any(|m| m["destination"] == "/sys/fs/cgroup"));
     }
 }

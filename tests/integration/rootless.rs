@@ -655,3 +655,42 @@ fn rootless_joins_its_user_and_network_namespaces_by_path() {
     rl.assert_no_state();
     env.assert_clean();
 }
+
+/// `spec` and `spec --rootless` (as the user: its own ids) write what runc 1.1's write, byte
+/// for byte: tools and test suites build their configs on them.
+#[test]
+fn spec_and_spec_rootless_are_runcs() {
+    let runc = std::path::Path::new("/usr/sbin/runc");
+    if !runc.exists() {
+        eprintln!("skipped: no /usr/sbin/runc to compare with");
+        return;
+    }
+    let env = test_env!();
+    let rl = Rl::new(&env);
+    for rootless in [false, true] {
+        let mut outs = Vec::new();
+        for (name, bin) in [("ours", rl.bin.clone()), ("runc", runc.to_path_buf())] {
+            let d = env.host_dir(&format!("spec-{name}-{rootless}"));
+            std::os::unix::fs::chown(&d, Some(rl.user.uid), Some(rl.user.gid)).unwrap();
+            let mut c2 = Command::new(&bin);
+            c2.arg("spec")
+                .args(if rootless {
+                    &["--rootless"][..]
+                } else {
+                    &[][..]
+                })
+                .current_dir(&d)
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .uid(rl.user.uid)
+                .gid(rl.user.gid);
+            run_cmd(&mut c2, CMD_TIMEOUT).ok();
+            outs.push(fs::read_to_string(d.join("config.json")).unwrap());
+        }
+        assert_eq!(
+            outs[0], outs[1],
+            "spec (rootless {rootless}) differs from runc's"
+        );
+    }
+    env.assert_clean();
+}
