@@ -723,7 +723,7 @@ pub struct Setup<'a> {
 /// privileges). Not rootless: the container's root is the caller itself, it reaches what the
 /// caller reaches (and the caller may not enter init's mounts).
 pub fn parent_opens_bind_sources(mounts: &[MountPlan], rootfs: &Path, new_userns: bool) -> bool {
-    if crate::rootless::euid() {
+    if crate::rootless::not_root() {
         return false;
     }
     mounts

@@ -48,7 +48,7 @@ pub fn active() -> bool {
 
 /// Not root at all: a new user namespace is needed, and maps beyond our own ids go through
 /// newuidmap/newgidmap. As rrun started (init, root of its user namespace, still knows).
-pub fn euid() -> bool {
+pub fn not_root() -> bool {
     NOT_ROOT.load(Ordering::Relaxed)
 }
 
@@ -60,7 +60,7 @@ pub fn userns() -> bool {
 
 /// Not the host's root: rootless, or root of a user namespace.
 pub fn unprivileged() -> bool {
-    euid() || userns()
+    not_root() || userns()
 }
 
 /// Whether we are in a user namespace other than the initial one: the initial one's inode

@@ -146,7 +146,7 @@ pub fn validate_id(id: &str) -> Result<()> {
 pub fn default_root() -> PathBuf {
     let userns_user =
         crate::rootless::userns() && std::env::var("USER").map_or(true, |u| u != "root");
-    if crate::rootless::euid() || userns_user {
+    if crate::rootless::not_root() || userns_user {
         match std::env::var_os("XDG_RUNTIME_DIR") {
             Some(d) if !d.is_empty() => return PathBuf::from(d).join("rrun"),
             // As runc: no per-user fallback in a shared dir (another user could own it first).

@@ -56,7 +56,7 @@ pub fn create(
 ) -> Result<(Container, Option<OwnedFd>)> {
     crate::state::validate_id(id)?;
     let plan = crate::spec::load(&o.bundle)?;
-    if crate::rootless::euid() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER) {
+    if crate::rootless::not_root() && !plan.ns.owns(nix::sched::CloneFlags::CLONE_NEWUSER) {
         bail!(
             "config.json: linux.namespaces: rootless: a container made without root needs a \
              user namespace (add {{\"type\": \"user\"}} and linux.uidMappings/gidMappings, \
