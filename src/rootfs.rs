@@ -717,18 +717,18 @@ pub struct Setup<'a> {
 }
 
 /// Whether init asks the parent for its bind sources ([`prepare_sources`]): bind sources
-/// outside the rootfs for a container with a new user namespace (its root may not reach them,
-/// a 0700 host dir; sources inside the rootfs are left to init, in mount order: an earlier
+/// outside the rootfs for a container with a user namespace, new or joined (its root may not
+/// reach them, a 0700 host dir; sources inside the rootfs are left to init, in mount order: an earlier
 /// mount may make them), and every id-mapped mount (MOUNT_ATTR_IDMAP needs the host's
 /// privileges). Not rootless: the container's root is the caller itself, it reaches what the
 /// caller reaches (and the caller may not enter init's mounts).
-pub fn parent_opens_bind_sources(mounts: &[MountPlan], rootfs: &Path, new_userns: bool) -> bool {
+pub fn parent_opens_bind_sources(mounts: &[MountPlan], rootfs: &Path, owns_userns: bool) -> bool {
     if crate::rootless::not_root() {
         return false;
     }
     mounts
         .iter()
-        .any(|m| m.idmap.is_some() || (new_userns && outside_rootfs_bind(m, rootfs)))
+        .any(|m| m.idmap.is_some() || (owns_userns && outside_rootfs_bind(m, rootfs)))
 }
 
 fn outside_rootfs_bind(m: &MountPlan, rootfs: &Path) -> bool {
@@ -755,7 +755,7 @@ pub fn prepare_sources(
     init_pid: i32,
     mounts: &[MountPlan],
     rootfs: &Path,
-    new_userns: bool,
+    owns_userns: bool,
 ) -> Result<Prepared> {
     use crate::process::channel::ToInit;
     let ns = std::fs::File::open(format!("/proc/{init_pid}/ns/mnt")).map_err(|e| {
@@ -817,7 +817,7 @@ pub fn prepare_sources(
             match nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
                 Ok(()) => {
                     for m in mounts.iter().filter(|m| {
-                        m.idmap.is_none() && new_userns && outside_rootfs_bind(m, rootfs)
+                        m.idmap.is_none() && owns_userns && outside_rootfs_bind(m, rootfs)
                     }) {
                         if let Ok(fd) = sys::openat2(libc::AT_FDCWD, &m.source, libc::O_PATH, 0, 0)
                         {

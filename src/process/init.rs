@@ -170,7 +170,7 @@ fn setup(
     if rootfs::parent_opens_bind_sources(
         &plan.mounts,
         &plan.rootfs,
-        plan.ns.new.contains(CloneFlags::CLONE_NEWUSER),
+        plan.ns.owns(CloneFlags::CLONE_NEWUSER),
     ) {
         if cgroup_pending {
             // The v1 cgroup the parent sent comes first on the channel.

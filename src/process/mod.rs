@@ -249,7 +249,7 @@ impl Pending<'_, '_> {
                         init_pid,
                         &plan.mounts,
                         &plan.rootfs,
-                        plan.ns.new.contains(CloneFlags::CLONE_NEWUSER),
+                        plan.ns.owns(CloneFlags::CLONE_NEWUSER),
                     )?;
                     for (list, trees) in [(&got.sources, false), (&got.trees, true)] {
                         for chunk in list.chunks(channel::MAX_FDS) {

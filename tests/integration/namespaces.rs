@@ -357,3 +357,41 @@ fn userns_by_path_with_the_hosts_netns_by_path() {
     assert_eq!(l[2], user_ino.to_string_lossy(), "{out}");
     assert_eq!(l[3], "0", "{out}");
 }
+
+/// A user namespace joined by path, like a new one, gets bind sources its root cannot reach
+/// on the host (in a 0700 root-owned dir) opened for it by the runtime with the host's
+/// credentials, before its own mounts.
+#[test]
+fn joined_userns_bind_source_behind_a_private_dir() {
+    let env = test_env!();
+    let user = Holder::new(&["--user"], &["user"]);
+    let pid = user.0.id();
+    fs::write(format!("/proc/{pid}/uid_map"), "0 100000 65536\n").unwrap();
+    fs::write(format!("/proc/{pid}/gid_map"), "0 100000 65536\n").unwrap();
+    let private = env.host_dir("private");
+    let inner = private.join("inner");
+    fs::create_dir_all(&inner).unwrap();
+    fs::write(inner.join("f"), "hidden\n").unwrap();
+    Command::new("chmod")
+        .args(["700", private.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let src = inner.to_str().unwrap().to_string();
+    let out = env.sh_ok("cat /mnt/f; id -u", |s| {
+        add_namespace(s, json!({"type": "user", "path": user.ns("user")}));
+        // The joined user namespace owns no network namespace the container could make
+        // sysfs for; bind the host's.
+        remove_mount(s, "/sys/fs/cgroup");
+        remove_mount(s, "/sys");
+        add_mount(
+            s,
+            json!({"destination": "/sys", "type": "none", "source": "/sys",
+                   "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}),
+        );
+        add_mount(
+            s,
+            json!({"destination": "/mnt", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+        );
+    });
+    assert_eq!(out.lines(), ["hidden", "0"], "{out}");
+}
