@@ -182,11 +182,8 @@ pub fn cgroup(
 ) -> Result<Option<crate::cgroups::Cgroup>> {
     use crate::cgroups::{Cgroup, Mode};
     if crate::cgroups::systemd::requested() {
-        bail!(
-            "--systemd-cgroup: rrun's systemd driver talks to the system manager, which a \
-             rootless container cannot use: run without --systemd-cgroup (a cgroup v2 subtree \
-             delegated to you can be named in linux.cgroupsPath)"
-        );
+        // The user's own systemd manager makes the scope (a subtree it was delegated).
+        return Cgroup::plan_systemd(cgroups_path, id).map(Some);
     }
     let limits = res.is_some_and(asks_limits);
     let mode = crate::cgroups::detect();

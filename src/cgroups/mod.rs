@@ -521,7 +521,18 @@ impl Cgroup {
                 }
             );
         }
-        let mut cg = Self::plan(Some(&systemd::cgroup_of(&unit)), id)?;
+        // Rootless: the unit is the user's manager's, under its own cgroup.
+        let base = if crate::rootless::active() {
+            systemd::user_manager_cgroup(&systemd::user_manager_socket()?)?
+        } else {
+            String::new()
+        };
+        let path = format!(
+            "{}{}",
+            base.trim_end_matches('/'),
+            systemd::cgroup_of(&unit)
+        );
+        let mut cg = Self::plan(Some(&path), id)?;
         cg.want_unit = Some(unit);
         Ok(cg)
     }
@@ -559,7 +570,10 @@ impl Cgroup {
         )?;
         let mut props = systemd::resource_properties(&writes)?;
         let rules = res.devices().clone().unwrap_or_default();
-        props.extend(systemd::device_properties(&rules).context("linux.resources.devices")?);
+        // A user's manager loads no device programs (nor may we: see ebpf::apply).
+        if !crate::rootless::active() {
+            props.extend(systemd::device_properties(&rules).context("linux.resources.devices")?);
+        }
         props.extend(systemd::annotation_properties(annotations)?);
         systemd::start(&unit, pid, &format!("rrun container {id}"), props)?;
         // Recorded once started (a unit refused as someone else's is never ours to stop). A

@@ -406,6 +406,58 @@ t_shared_pidns_force_delete() {
 	return $fail
 }
 
+# Rootless on the systemd driver: a user's own manager (systemd --user, started by lingering)
+# makes the container's scope in its user.slice (runc's default slice for rootless), delegated
+# to the user; the limits land in the scope's files, delete stops the unit. rrun talks to the
+# manager's private socket ($XDG_RUNTIME_DIR/systemd/private); runc 1.1 wants the user's D-Bus
+# session bus (dbus-user-session), which this image does not have, so runc is not run here.
+t_rootless_user_manager() {
+	if [ "$IS_RRUN" != 1 ]; then
+		echo "runc needs the user's D-Bus session bus (dbus-user-session): not in this image"
+		return 0
+	fi
+	local user=rrunrl$$ uid id=rootless-$$ unit sock cg pid base rt
+	useradd --no-create-home --user-group --shell /usr/sbin/nologin "$user" || {
+		echo "useradd $user failed"
+		return 1
+	}
+	uid=$(id -u "$user")
+	rt=/run/user/$uid
+	# shellcheck disable=SC2064 # expanded now, on purpose
+	trap "runuser -u $user -- env XDG_RUNTIME_DIR=$rt '$RRUN' --systemd-cgroup --root $rt/rrun delete --force $id >/dev/null 2>&1
+		loginctl disable-linger $user; systemctl stop user@$uid.service; userdel $user" EXIT
+	loginctl enable-linger "$user" || return 1
+	sock=$rt/systemd/private
+	wait_for 60 test -S "$sock" || {
+		journalctl -b --no-pager -n 30 -u "user@$uid.service" -u "user-runtime-dir@$uid.service" 2>&1 | tail -n 30
+		echo "no user manager socket $sock ($(systemctl is-active "user@$uid.service"))"
+		return 1
+	}
+	unit=rrun-$id.scope
+	base=/user.slice/user-$uid.slice/user@$uid.service
+	cg=$base/user.slice/$unit
+	RESOURCES='{"pids":{"limit":30}}' \
+		EDIT="spec['linux']['namespaces'].append({'type': 'user'}); spec['linux']['uidMappings'] = [{'containerID': 0, 'hostID': $uid, 'size': 1}]; spec['linux']['gidMappings'] = [{'containerID': 0, 'hostID': $uid, 'size': 1}]" \
+		mkbundle "$WORK/b" "" sleep 1000
+	as_user() { runuser -u "$user" -- env XDG_RUNTIME_DIR="$rt" "$RRUN" --systemd-cgroup --root "$rt/rrun" "$@"; }
+	run_ok "create as $user" as_user create --bundle "$WORK/b" "$id" || return 1
+	pid=$(as_user state "$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+	expect "init's cgroup" "$cg" "$(cgroup_of "$pid")" || return 1
+	expect "init's uid on the host" "$uid" "$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")" || return 1
+	expect "$unit ActiveState (user manager)" active \
+		"$(runuser -u "$user" -- env XDG_RUNTIME_DIR="$rt" systemctl --user show -p ActiveState --value "$unit")" || return 1
+	expect "pids.max" 30 "$(cg_read "$cg" pids.max)" || return 1
+	expect "the scope's owner" "$uid" "$(stat -c %u "/sys/fs/cgroup$cg")" || return 1
+	run_ok start as_user start "$id" || return 1
+	run_ok "delete --force" as_user delete --force "$id" || return 1
+	if [ -d "/sys/fs/cgroup$cg" ]; then
+		echo "cgroup dir $cg left"
+		return 1
+	fi
+	expect "$unit after delete" "" \
+		"$(runuser -u "$user" -- env XDG_RUNTIME_DIR="$rt" systemctl --user list-units --all --plain --no-legend -- "$unit")" || return 1
+}
+
 # The cgroupfs driver on this cgroup v2 host (no --systemd-cgroup), beside systemd: an
 # absolute path under a parent of the test's own; limits in the files; nothing left.
 t_cgroupfs_driver_on_v2() {

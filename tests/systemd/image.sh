@@ -4,7 +4,8 @@
 # Debian 12 (bookworm) with systemd as PID 1 on cgroup v2 only, dbus, Debian's kernel (with an
 # initramfs that loads virtio_pci/virtio_blk, root=/dev/vda), docker.io 20.10, docker-compose
 # 1.29, podman 4.3 (netavark), containerd 1.6 (runc v2 shim), runc, iproute2, iptables,
-# busybox-static, procps, python3. debootstrap --variant=minbase, then apt without Recommends in
+# busybox-static, procps, python3, libpam-systemd (a lingering user's systemd --user gets its
+# XDG_RUNTIME_DIR: the rootless systemd-driver test). debootstrap --variant=minbase, then apt without Recommends in
 # the chroot, plus apparmor: Debian's kernel enables AppArmor, and dockerd then refuses to start
 # a container without apparmor_parser to load its docker-default profile (docker.io recommends
 # apparmor; podman loads containers-default the same way), so the runtime applies the engines'
@@ -28,7 +29,7 @@ repo=$(cd "$here/../.." && pwd)
 cache=${1:?usage: image.sh CACHE_DIR}
 SUITE=bookworm
 # What the guest has beyond minbase (no Recommends).
-PACKAGES=(systemd-sysv dbus linux-image-amd64 initramfs-tools kmod
+PACKAGES=(systemd-sysv dbus libpam-systemd linux-image-amd64 initramfs-tools kmod
 	docker.io docker-compose podman conmon netavark aardvark-dns containerd runc tini
 	iproute2 iptables busybox-static procps python3 e2fsprogs apparmor
 	crun

@@ -11,6 +11,7 @@
 //! bus daemon in between, no Hello, and systemd sends its signals to such peers without a
 //! match rule), else the system bus (`DBUS_SYSTEM_BUS_ADDRESS` or
 //! `/run/dbus/system_bus_socket`) with Hello and a match rule for the manager's signals.
+//! Rootless: the user's own manager at `$XDG_RUNTIME_DIR/systemd/private`, the same way.
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::io::{Read, Write};
@@ -430,6 +431,11 @@ const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 impl Conn {
     /// Connect to systemd: its private socket, else the system bus.
     pub fn systemd() -> Result<Conn> {
+        if crate::rootless::active() {
+            // The user's own manager, at its private socket.
+            let p = super::user_manager_socket()?;
+            return Conn::open(&p.to_string_lossy(), false);
+        }
         let mut errs = Vec::new();
         if nix::unistd::geteuid().is_root() {
             match Conn::open(SYSTEMD_PRIVATE, false) {

@@ -42,6 +42,67 @@ pub fn running() -> bool {
     std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
 }
 
+/// Rootless: the user's own systemd manager (systemd --user), at its private socket
+/// `$XDG_RUNTIME_DIR/systemd/private` (no broker, as root's /run/systemd/private).
+pub fn user_manager_socket() -> Result<std::path::PathBuf> {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "--systemd-cgroup, rootless: XDG_RUNTIME_DIR is not set, so your systemd user \
+                 manager cannot be found"
+            )
+        })?;
+    let p = std::path::Path::new(&dir).join("systemd/private");
+    if std::fs::symlink_metadata(&p).is_err() {
+        bail!(
+            "--systemd-cgroup, rootless: your systemd user manager is not running (no {}): \
+             start it (loginctl enable-linger), or run without --systemd-cgroup",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+/// Rootless: the cgroup the user's manager runs its units under (its own cgroup, the
+/// `user@UID.service` one), from the manager's pid (the peer of its socket): unit cgroups are
+/// relative to it.
+pub fn user_manager_cgroup(socket: &std::path::Path) -> Result<String> {
+    let s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+        anyhow!(
+            "--systemd-cgroup, rootless: connect {}: {}",
+            socket.display(),
+            crate::sys::io_errno(&e)
+        )
+    })?;
+    let cred = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| {
+            anyhow!(
+                "--systemd-cgroup, rootless: SO_PEERCRED of {}: {e}",
+                socket.display()
+            )
+        })?;
+    let pid = cred.pid();
+    let own = crate::util::read_proc(&format!("/proc/{pid}/cgroup"))
+        .with_context(|| format!("--systemd-cgroup, rootless: the user manager (pid {pid})"))?;
+    let path = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| {
+            anyhow!("--systemd-cgroup, rootless: /proc/{pid}/cgroup has no cgroup2 line")
+        })?
+        .trim();
+    Ok(manager_root(path))
+}
+
+/// The manager itself sits in `init.scope` of its service: its units go beside that.
+fn manager_root(own: &str) -> String {
+    match own.rsplit_once('/') {
+        Some((up, last)) if last.ends_with(".scope") => up.to_string(),
+        _ => own.to_string(),
+    }
+}
+
 /// The error of `--systemd-cgroup` where systemd does not run, in runc's sense.
 pub fn not_running() -> anyhow::Error {
     anyhow!(
@@ -82,10 +143,13 @@ pub fn parse_path(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
         }
     };
     let shown = path.unwrap_or("");
-    let slice = if slice.is_empty() {
-        "system.slice"
-    } else {
+    let slice = if !slice.is_empty() {
         slice
+    } else if crate::rootless::active() {
+        // A user's manager: runc's default slice for rootless containers.
+        "user.slice"
+    } else {
+        "system.slice"
     };
     if !slice.ends_with(".slice") {
         bail!("{FIELD}: {shown:?}: the slice {slice:?} must end in \".slice\"");
@@ -643,6 +707,15 @@ fn stop_with(c: &mut dbus::Conn, unit: &Unit) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_manager_units_go_beside_its_init_scope() {
+        assert_eq!(
+            manager_root("/user.slice/user-1000.slice/user@1000.service/init.scope"),
+            "/user.slice/user-1000.slice/user@1000.service"
+        );
+        assert_eq!(manager_root("/some/service"), "/some/service");
+    }
 
     #[test]
     fn paths_as_runc_reads_them() {
