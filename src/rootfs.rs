@@ -800,18 +800,6 @@ pub fn prepare_sources(
     {
         nix::unistd::ForkResult::Child => {
             drop(ours);
-            let send = |fds: &[(usize, OwnedFd)], trees: bool| {
-                for chunk in fds.chunks(crate::process::channel::MAX_FDS) {
-                    let indices = chunk.iter().map(|(i, _)| *i).collect();
-                    let raw: Vec<i32> = chunk.iter().map(|(_, f)| f.as_raw_fd()).collect();
-                    let msg = if trees {
-                        ToInit::IdmappedTrees { indices }
-                    } else {
-                        ToInit::BindSources { indices }
-                    };
-                    let _ = theirs.send_fds(&msg, &raw);
-                }
-            };
             let mut got: Vec<(usize, OwnedFd)> = Vec::new();
             let mut trees: Vec<(usize, OwnedFd)> = Vec::new();
             match nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS) {
@@ -828,7 +816,10 @@ pub fn prepare_sources(
                         let Some(m) = mounts.iter().find(|m| m.index == *i) else {
                             continue;
                         };
-                        match idmapped_tree(m, u) {
+                        let Some(idm) = &m.idmap else {
+                            continue;
+                        };
+                        match idmapped_tree(m, idm, u) {
                             Ok(t) => trees.push((*i, t)),
                             Err(e) => {
                                 let _ = theirs.send(&ToInit::PrepareFailed {
@@ -849,8 +840,8 @@ pub fn prepare_sources(
                 }
                 Err(_) => {}
             }
-            send(&got, false);
-            send(&trees, true);
+            let _ = theirs.send_indexed(&got, |indices| ToInit::BindSources { indices });
+            let _ = theirs.send_indexed(&trees, |indices| ToInit::IdmappedTrees { indices });
             let _ = theirs.send(&ToInit::BindSourcesDone);
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(0) }
@@ -891,11 +882,10 @@ fn mounts_idmapped(mounts: &[MountPlan]) -> usize {
 }
 
 /// The detached, id-mapped clone of an id-mapped mount's source, its bind flags set.
-fn idmapped_tree(m: &MountPlan, userns: &std::fs::File) -> Result<OwnedFd> {
+fn idmapped_tree(m: &MountPlan, idm: &IdmapPlan, userns: &std::fs::File) -> Result<OwnedFd> {
     let recursive = m.flags.contains(MsFlags::MS_REC);
     let tree = sys::open_tree_clone(libc::AT_FDCWD, &m.source, recursive)
         .map_err(|e| anyhow!("open_tree(OPEN_TREE_CLONE) {}: {e}", m.source))?;
-    let idm = m.idmap.as_ref().expect("an id-mapped mount");
     sys::mount_setattr_idmap(&tree, userns, idm.recursive).map_err(|e| {
         let hint = match e {
             Errno::EINVAL => {

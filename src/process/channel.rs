@@ -106,6 +106,21 @@ impl Channel {
     }
 
     /// Send a message with fds attached (at most [`MAX_FDS`]).
+    /// Send (mounts index, fd) pairs as `msg(indices)` messages, at most [`MAX_FDS`] fds
+    /// each, the fds attached in the indices' order.
+    pub fn send_indexed(
+        &self,
+        list: &[(usize, OwnedFd)],
+        msg: fn(Vec<usize>) -> ToInit,
+    ) -> Result<()> {
+        for chunk in list.chunks(MAX_FDS) {
+            let indices = chunk.iter().map(|(i, _)| *i).collect();
+            let fds: Vec<i32> = chunk.iter().map(|(_, f)| f.as_raw_fd()).collect();
+            self.send_fds(&msg(indices), &fds)?;
+        }
+        Ok(())
+    }
+
     pub fn send_fds<T: Serialize>(&self, m: &T, fds: &[std::os::fd::RawFd]) -> Result<()> {
         if fds.len() > MAX_FDS {
             return Err(anyhow!(

@@ -251,21 +251,8 @@ impl Pending<'_, '_> {
                         &plan.rootfs,
                         plan.ns.owns(CloneFlags::CLONE_NEWUSER),
                     )?;
-                    for (list, trees) in [(&got.sources, false), (&got.trees, true)] {
-                        for chunk in list.chunks(channel::MAX_FDS) {
-                            let indices = chunk.iter().map(|(i, _)| *i).collect();
-                            let fds: Vec<i32> = chunk
-                                .iter()
-                                .map(|(_, f)| std::os::fd::AsRawFd::as_raw_fd(f))
-                                .collect();
-                            let msg = if trees {
-                                ToInit::IdmappedTrees { indices }
-                            } else {
-                                ToInit::BindSources { indices }
-                            };
-                            parent.send_fds(&msg, &fds)?;
-                        }
-                    }
+                    parent.send_indexed(&got.sources, |indices| ToInit::BindSources { indices })?;
+                    parent.send_indexed(&got.trees, |indices| ToInit::IdmappedTrees { indices })?;
                     parent.send(&ToInit::BindSourcesDone)?;
                 }
                 Some(ToParent::RunHooks) => {
