@@ -1336,21 +1336,32 @@ fn enable_controllers(fd: &std::os::fd::OwnedFd, dir: &Path) -> Result<()> {
     if want.is_empty() {
         return Ok(());
     }
-    match write_at(d, "cgroup.subtree_control", &want.join(" ")) {
+    let want = want.join(" ");
+    let r = {
+        use std::io::Write;
+        open_at(fd, "cgroup.subtree_control", libc::O_WRONLY | libc::O_TRUNC)
+            .and_then(|mut h| h.write_all(want.as_bytes()))
+    };
+    match r {
+        Ok(()) => Ok(()),
         // Rootless: above the subtree delegated to us, what is enabled is the delegator's
         // choice (a limit whose controller is missing fails on its own file).
         Err(e)
             if crate::rootless::active()
-                && (e.to_string().contains("EACCES") || e.to_string().contains("EPERM")) =>
+                && matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) =>
         {
             crate::logging::debug(&format!(
-                "rootless: controllers {} not enabled in {} (not ours): {e:#}",
-                want.join(" "),
-                dir.display()
+                "rootless: controllers {want} not enabled in {} (not ours): {}",
+                dir.display(),
+                crate::sys::io_errno(&e)
             ));
             Ok(())
         }
-        r => r.map_err(|e| anyhow!("enable controllers {}: {e:#}", want.join(" "))),
+        Err(e) => Err(anyhow!(
+            "enable controllers {want}: write {}: {}",
+            dir.join("cgroup.subtree_control").display(),
+            crate::sys::io_errno(&e)
+        )),
     }
 }
 

@@ -83,9 +83,7 @@ pub fn destroy(c: Container) -> Result<()> {
         };
         let _ = crate::sys::pidfd_send_signal(&fd, libc::SIGKILL);
         for p in rest.into_iter().filter(|&p| p != c.saved.pid) {
-            if let Ok(f) = crate::sys::pidfd_open(p) {
-                let _ = crate::sys::pidfd_send_signal(&f, libc::SIGKILL);
-            }
+            let _ = super::kill::kill_pid(p, libc::SIGKILL);
         }
         // A paused container's tasks only die once thawed.
         if let Some(cg) = &c.saved.cgroup

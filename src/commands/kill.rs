@@ -89,7 +89,9 @@ pub fn run(root: &Path, a: &KillArgs) -> Result<()> {
     }
 }
 
-fn kill_pid(pid: i32, sig: i32) -> Result<()> {
+/// Signal one process of the container by pid (pidfd: no signal lands on a reused pid
+/// between the open and the send).
+pub(super) fn kill_pid(pid: i32, sig: i32) -> Result<()> {
     let fd = crate::sys::pidfd_open(pid).map_err(|e| anyhow!("pidfd_open {pid}: {e}"))?;
     crate::sys::pidfd_send_signal(&fd, sig).map_err(|e| anyhow!("signal {sig} to {pid}: {e}"))
 }

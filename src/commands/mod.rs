@@ -67,11 +67,16 @@ pub fn live_cgroup(
             "container {id}: container not running"
         )));
     }
-    let cg = c.saved.cgroup.clone().ok_or_else(|| {
-        anyhow::anyhow!(
-            "container {id} has no cgroup (a rootless container gets one only from a \
-                 cgroup v2 subtree delegated to its user)"
-        )
-    })?;
+    let cg = c.saved.cgroup.clone().ok_or_else(|| no_cgroup(id))?;
     Ok((c, cg))
+}
+
+/// A container without a cgroup: rootless on cgroup v1, or on v2 without a subtree of its
+/// user's.
+pub fn no_cgroup(id: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "container {id} has no cgroup (rootless, a container gets one only on cgroup v2: in a \
+         subtree delegated to its user, or from the user's systemd manager with \
+         --systemd-cgroup)"
+    )
 }

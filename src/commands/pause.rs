@@ -1,7 +1,7 @@
 //! `pause` and `resume`: the v1 freezer or v2 cgroup.freeze.
 
 use crate::state::{Container, Status};
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use std::path::Path;
 
 pub fn run(root: &Path, id: &str, pause: bool) -> Result<()> {
@@ -23,11 +23,10 @@ pub fn run(root: &Path, id: &str, pause: bool) -> Result<()> {
             status.as_str()
         )));
     }
-    let cg = c.saved.cgroup.as_ref().ok_or_else(|| {
-        anyhow!(
-            "container {id} has no cgroup to freeze (a rootless container gets one only \
-                 from a cgroup v2 subtree delegated to its user)"
-        )
-    })?;
+    let cg = c
+        .saved
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| super::no_cgroup(id))?;
     cg.set_frozen(pause)
 }

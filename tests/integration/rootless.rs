@@ -332,7 +332,8 @@ fn nix_statfs(p: &str) -> Result<i64, ()> {
 }
 
 /// `spec --rootless` as a user maps that user's own ids, has no network namespace, binds
-/// /sys and has no cgroup mount; `run` with it works, state under `$XDG_RUNTIME_DIR`.
+/// /sys and keeps the cgroup mount (the host's tree, without a cgroup); `run` with it works,
+/// state under `$XDG_RUNTIME_DIR`.
 #[test]
 fn rootless_run_with_the_users_own_ids() {
     let env = test_env!();
