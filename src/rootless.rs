@@ -185,18 +185,19 @@ pub fn cgroup(
         // The user's own systemd manager makes the scope (a subtree it was delegated).
         return Cgroup::plan_systemd(cgroups_path, id).map(Some);
     }
-    let limits = res.is_some_and(asks_limits);
-    let mode = crate::cgroups::detect();
-    if mode != Mode::V2 {
-        let why = "rootless: cgroup v1 is not delegated to users, the container gets no cgroup";
-        if limits {
+    // No cgroup: said at debug level, or as a warning when limits were asked for.
+    let none = |why: &str| {
+        if res.is_some_and(asks_limits) {
             crate::logging::warn(&format!(
                 "{why}: the limits in linux.resources are not applied"
             ));
         } else {
             crate::logging::debug(why);
         }
-        return Ok(None);
+        Ok(None)
+    };
+    if crate::cgroups::detect() != Mode::V2 {
+        return none("rootless: cgroup v1 is not delegated to users, the container gets no cgroup");
     }
     let cg = Cgroup::plan(cgroups_path, id)?;
     let explicit = cgroups_path.is_some_and(|p| !p.is_empty());
@@ -218,19 +219,11 @@ pub fn cgroup(
                     nix::unistd::geteuid()
                 );
             }
-            let why = format!(
+            return none(&format!(
                 "rootless: {} is not writable by uid {} ({e}): the container gets no cgroup",
                 p.display(),
                 nix::unistd::geteuid()
-            );
-            if limits {
-                crate::logging::warn(&format!(
-                    "{why}: the limits in linux.resources are not applied"
-                ));
-            } else {
-                crate::logging::debug(&why);
-            }
-            return Ok(None);
+            ));
         }
     }
     Ok(Some(cg))
